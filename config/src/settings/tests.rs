@@ -1,0 +1,92 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Settings, Error> {
+    Settings::parse(text, Path::new("portcullis.toml"))
+}
+
+#[test]
+fn embedded_default_matches_documented_defaults() {
+    let s = Settings::embedded();
+    assert_eq!(s.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+    assert_eq!(s.web_address.to_string(), DEFAULT_WEB_ADDRESS);
+    assert_eq!(s.websecure_address.to_string(), DEFAULT_WEBSECURE_ADDRESS);
+    assert_eq!(s.admin_address.to_string(), DEFAULT_ADMIN_ADDRESS);
+    assert_eq!(
+        s.dynamic_dir,
+        PathBuf::from(DEFAULT_DATA_DIR).join("dynamic")
+    );
+    assert_eq!(s.drain_timeout, Duration::from_secs(30));
+}
+
+#[test]
+fn empty_file_is_the_embedded_default_with_a_source() {
+    let s = parse("").unwrap();
+    assert_eq!(s.source.as_deref(), Some(Path::new("portcullis.toml")));
+    assert_eq!(Settings { source: None, ..s }, Settings::embedded());
+}
+
+#[test]
+fn documented_keys_are_read() {
+    let s = parse(
+        r#"
+        data_dir = "/var/lib/portcullis"
+        [entrypoints.web]
+        address = "0.0.0.0:80"
+        [entrypoints.websecure]
+        address = "[::]:443"
+        [admin]
+        address = "127.0.0.1:9999"
+        [providers.file]
+        directory = "/etc/portcullis/dynamic"
+        "#,
+    )
+    .unwrap();
+    assert_eq!(s.web_address.port(), 80);
+    assert_eq!(s.websecure_address.to_string(), "[::]:443");
+    assert_eq!(s.admin_address.port(), 9999);
+    assert_eq!(s.dynamic_dir, PathBuf::from("/etc/portcullis/dynamic"));
+}
+
+#[test]
+fn dynamic_dir_follows_data_dir() {
+    let s = parse("data_dir = \"/srv/p\"").unwrap();
+    assert_eq!(s.dynamic_dir, PathBuf::from("/srv/p/dynamic"));
+}
+
+#[test]
+fn unknown_key_is_named_with_the_file() {
+    let err = parse("[entrypoints.web]\naddress = \"127.0.0.1:1\"\nadress = \"x\"")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("portcullis.toml"), "{err}");
+    assert!(err.contains("adress"), "{err}");
+}
+
+#[test]
+fn bad_address_names_the_key_and_the_fix() {
+    let err = parse("[admin]\naddress = \"localhost\"")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("admin.address"), "{err}");
+    assert!(err.contains("127.0.0.1:8443"), "{err}");
+}
+
+#[test]
+fn bad_values_are_refused() {
+    let err = parse("[server]\ndrain_timeout = \"30\"")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("server.drain_timeout"), "{err}");
+    let err = parse("[log]\nformat = \"xml\"").unwrap_err().to_string();
+    assert!(err.contains("log.format"), "{err}");
+    let err = parse("[entrypoints.web]\naddress = \"127.0.0.1:9180\"")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("admin.address"), "{err}");
+    let err = parse("[tls]\ndefault_cert_file = \"a.pem\"")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("default_key_file"), "{err}");
+    let err = parse("data_dir = 5").unwrap_err().to_string();
+    assert!(err.contains("data_dir"), "{err}");
+}

@@ -1,0 +1,254 @@
+//! Per-request dispatch: host and path to a route, or a local answer.
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use portcullis_config::model::{Entrypoint, Mtls};
+use rustls_pki_types::{CertificateDer, UnixTime};
+
+use crate::access_log::{AccessRecord, Logged};
+use crate::certificate;
+use crate::dataplane::DataPlane;
+use crate::forward::{self, forward};
+use crate::route_table::Route;
+
+/// The body of every response the proxy sends: an upstream's streamed body
+/// or a small local one, counted for the access log.
+pub(crate) type ProxyBody = Logged<Either<Incoming, Full<Bytes>>>;
+
+type Plain = Response<Either<Incoming, Full<Bytes>>>;
+
+/// RFC 8555 §8.3: where HTTP-01 tokens are fetched.
+pub const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
+
+/// What is known about a client connection once it is accepted.
+#[derive(Debug)]
+pub(crate) struct ConnectionInfo {
+    /// Which listener accepted it.
+    pub entrypoint: Entrypoint,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The TLS SNI name, lower-case (websecure only).
+    pub sni: Option<Box<str>>,
+    /// The client's certificate chain, verified at the handshake against the
+    /// union of client CAs (websecure only).
+    pub client_chain: Option<Vec<CertificateDer<'static>>>,
+}
+
+/// Answers one request.
+pub(crate) async fn handle(
+    plane: Arc<DataPlane>,
+    connection: Arc<ConnectionInfo>,
+    request: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let mut record = plane.access_log().then(|| {
+        Box::new(AccessRecord {
+            start: Instant::now(),
+            client: connection.peer,
+            entrypoint: connection.entrypoint.as_str(),
+            method: request.method().clone(),
+            host: request_host(&request).unwrap_or_default().to_owned(),
+            path: request.uri().path().to_owned(),
+            router: None,
+            service: None,
+            status: 0,
+        })
+    });
+    let response = dispatch(&plane, &connection, request, record.as_deref_mut()).await;
+    if let Some(record) = record.as_deref_mut() {
+        record.status = response.status().as_u16();
+    }
+    let (parts, body) = response.into_parts();
+    Ok(Response::from_parts(parts, Logged::new(body, record)))
+}
+
+async fn dispatch(
+    plane: &DataPlane,
+    connection: &ConnectionInfo,
+    request: Request<Incoming>,
+    record: Option<&mut AccessRecord>,
+) -> Plain {
+    let entrypoint = connection.entrypoint;
+    if entrypoint == Entrypoint::Web {
+        if let Some(token) = request.uri().path().strip_prefix(ACME_CHALLENGE_PREFIX) {
+            return match plane.challenges().http01(token) {
+                Some(key_authorization) => text(
+                    StatusCode::OK,
+                    Bytes::copy_from_slice(key_authorization.as_bytes()),
+                ),
+                None => local(
+                    StatusCode::NOT_FOUND,
+                    "no pending ACME challenge for this token\n",
+                ),
+            };
+        }
+    }
+    let Some(raw_host) = request_host(&request) else {
+        return local(StatusCode::BAD_REQUEST, "request has no Host\n");
+    };
+    let Ok(host_value) = HeaderValue::from_str(raw_host) else {
+        return local(StatusCode::BAD_REQUEST, "invalid Host\n");
+    };
+    let host = normalize(raw_host);
+    if let Some(sni) = connection.sni.as_deref() {
+        // RFC 9110 §15.5.20: this connection's certificate was chosen for
+        // another name; the client must open a connection for this one.
+        if sni != host {
+            return local(
+                StatusCode::MISDIRECTED_REQUEST,
+                "Host does not match the TLS server name of this connection\n",
+            );
+        }
+    }
+    let table = plane.routes();
+    let Some(route) = table.lookup(entrypoint, &host, request.uri().path()) else {
+        if entrypoint == Entrypoint::Web && table.serves_host(Entrypoint::Websecure, &host) {
+            return redirect_to_https(plane, &host, &request);
+        }
+        return local(StatusCode::NOT_FOUND, "no route for this host and path\n");
+    };
+    let route = Arc::clone(route);
+    drop(table);
+    if let Some(record) = record {
+        record.router = Some(Arc::clone(&route.router));
+        record.service = Some(Arc::clone(route.upstreams.name()));
+    }
+    let client_subject = match client_subject(&route, connection) {
+        Ok(subject) => subject,
+        Err(response) => return response,
+    };
+    let context = forward::Context {
+        client_ip: connection.peer.ip(),
+        proto: match entrypoint {
+            Entrypoint::Web => "http",
+            Entrypoint::Websecure => "https",
+        },
+        host: host_value,
+        client_subject,
+    };
+    match forward(&route, request, context).await {
+        Ok(response) => response.map(Either::Left),
+        Err(error) => {
+            let status = error.status();
+            tracing::warn!(
+                router = %route.router,
+                service = %route.upstreams.name(),
+                %status,
+                %error,
+                "upstream request failed"
+            );
+            let body = if status == StatusCode::GATEWAY_TIMEOUT {
+                "upstream timed out\n"
+            } else {
+                "upstream unavailable\n"
+            };
+            local(status, body)
+        }
+    }
+}
+
+/// Enforces the route's client-certificate policy; returns the subject to pass on.
+fn client_subject(
+    route: &Route,
+    connection: &ConnectionInfo,
+) -> Result<Option<HeaderValue>, Plain> {
+    let Some(verifier) = route
+        .client_auth
+        .as_ref()
+        .filter(|_| route.mtls != Mtls::Off)
+    else {
+        return Ok(None);
+    };
+    let verified = connection
+        .client_chain
+        .as_deref()
+        .and_then(|chain| chain.split_first())
+        .filter(|(leaf, rest)| {
+            verifier
+                .verify_client_cert(leaf, rest, UnixTime::now())
+                .is_ok()
+        })
+        .and_then(|(leaf, _)| certificate::subject(leaf))
+        .and_then(|subject| HeaderValue::from_str(&subject).ok());
+    if route.mtls == Mtls::Required && verified.is_none() {
+        return Err(local(
+            StatusCode::FORBIDDEN,
+            "this route requires a client certificate issued by its client CA\n",
+        ));
+    }
+    Ok(verified)
+}
+
+/// The Host of a request: the URI authority (HTTP/2, absolute-form) or the Host header.
+fn request_host<B>(request: &Request<B>) -> Option<&str> {
+    request
+        .uri()
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| request.headers().get(header::HOST)?.to_str().ok())
+}
+
+/// Lower-cases and strips a port and trailing dot, borrowing when already clean.
+fn normalize(host: &str) -> Cow<'_, str> {
+    let without_port = if host.starts_with('[') {
+        host.find(']').map_or(host, |end| &host[..=end])
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    };
+    let trimmed = without_port.strip_suffix('.').unwrap_or(without_port);
+    if trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(trimmed.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(trimmed)
+    }
+}
+
+fn redirect_to_https<B>(plane: &DataPlane, host: &str, request: &Request<B>) -> Plain {
+    let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    let location = match plane.https_port() {
+        443 => format!("https://{host}{path}"),
+        port => format!("https://{host}:{port}{path}"),
+    };
+    let mut response = local(StatusCode::PERMANENT_REDIRECT, "");
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+fn text(status: StatusCode, body: Bytes) -> Plain {
+    let mut response = Response::new(Either::Right(Full::new(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn local(status: StatusCode, body: &'static str) -> Plain {
+    text(status, Bytes::from_static(body.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    #[test]
+    fn hosts_are_normalized_without_allocating_when_clean() {
+        assert!(matches!(
+            normalize("a.test"),
+            std::borrow::Cow::Borrowed("a.test")
+        ));
+        assert_eq!(normalize("A.Test:8443"), "a.test");
+        assert_eq!(normalize("a.test."), "a.test");
+        assert_eq!(normalize("[::1]:8443"), "[::1]");
+    }
+}

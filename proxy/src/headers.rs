@@ -1,0 +1,182 @@
+//! Header rewriting between client and upstream (RFC 9110 §7.6.1).
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Header that carries a verified client certificate's subject upstream.
+pub const CLIENT_SUBJECT: HeaderName = HeaderName::from_static("x-portcullis-client-subject");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Headers that describe one hop and must not be forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// True when an HTTP/1.1 request asks to switch protocols (e.g. WebSocket).
+pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
+}
+
+fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Removes hop-by-hop headers, including those the `Connection` header names.
+///
+/// With `keep_upgrade`, `Upgrade` and `Connection: upgrade` survive so that
+/// the upstream sees the protocol switch request.
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .filter(|name| !(keep_upgrade && name == header::UPGRADE))
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if keep_upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// What the proxy tells the upstream about the original request.
+#[derive(Debug)]
+pub(crate) struct Forwarded<'a> {
+    /// The client's IP address.
+    pub client_ip: std::net::IpAddr,
+    /// `http` or `https`.
+    pub proto: &'static str,
+    /// The Host the client asked for, as sent.
+    pub host: &'a HeaderValue,
+    /// A verified client certificate's subject, when the route passes it on.
+    pub client_subject: Option<HeaderValue>,
+}
+
+/// Rewrites request headers for the upstream.
+///
+/// `X-Forwarded-*` from the client are replaced, not appended to: at the
+/// edge nothing before us is trusted, and appending would let a client forge
+/// the address a backend sees. The same goes for the client-subject header.
+pub(crate) fn rewrite_request(
+    headers: &mut HeaderMap,
+    keep_upgrade: bool,
+    forwarded: Forwarded<'_>,
+) {
+    strip_hop_by_hop(headers, keep_upgrade);
+    let mut ip = [0u8; 39];
+    let ip = format_ip(forwarded.client_ip, &mut ip);
+    if let Ok(value) = HeaderValue::from_str(ip) {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(forwarded.proto));
+    headers.insert(X_FORWARDED_HOST, forwarded.host.clone());
+    headers.insert(header::HOST, forwarded.host.clone());
+    match forwarded.client_subject {
+        Some(subject) => {
+            headers.insert(CLIENT_SUBJECT, subject);
+        }
+        None => {
+            headers.remove(CLIENT_SUBJECT);
+        }
+    }
+}
+
+/// Writes an IP address into a stack buffer, avoiding a `String` per request.
+fn format_ip(ip: std::net::IpAddr, buffer: &mut [u8; 39]) -> &str {
+    use std::io::Write;
+    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+    let written = write!(cursor, "{ip}").map(|()| cursor.position());
+    match written {
+        Ok(len) => std::str::from_utf8(&buffer[..usize::try_from(len).unwrap_or(0)]).unwrap_or(""),
+        Err(_) => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_are_removed() {
+        let mut map = headers(&[
+            ("connection", "keep-alive, x-secret"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("accept", "*/*"),
+        ]);
+        strip_hop_by_hop(&mut map, false);
+        assert_eq!(map.len(), 1);
+        assert!(map.contains_key("accept"));
+    }
+
+    #[test]
+    fn upgrade_survives_when_tunnelling() {
+        let mut map = headers(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
+        assert!(is_upgrade(&map));
+        strip_hop_by_hop(&mut map, true);
+        assert_eq!(map["upgrade"], "websocket");
+        assert_eq!(map["connection"], "upgrade");
+    }
+
+    #[test]
+    fn forwarded_headers_replace_client_values() {
+        let mut map = headers(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-portcullis-client-subject", "CN=forged"),
+        ]);
+        let host = HeaderValue::from_static("app.example.com");
+        rewrite_request(
+            &mut map,
+            false,
+            Forwarded {
+                client_ip: "2001:db8::1".parse().unwrap(),
+                proto: "https",
+                host: &host,
+                client_subject: None,
+            },
+        );
+        assert_eq!(map["x-forwarded-for"], "2001:db8::1");
+        assert_eq!(map["x-forwarded-proto"], "https");
+        assert_eq!(map["x-forwarded-host"], "app.example.com");
+        assert_eq!(map["host"], "app.example.com");
+        assert!(!map.contains_key("x-portcullis-client-subject"));
+    }
+}

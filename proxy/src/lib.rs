@@ -1,0 +1,46 @@
+//! The Portcullis data plane.
+//!
+//! Two listeners (`web`, `websecure`) terminate TLS with a certificate chosen
+//! by SNI, route each request by host and path, and forward it to a pooled
+//! upstream. All of the state they read — [`RouteTable`], [`CertStore`],
+//! [`ChallengeStore`] — lives in the [`DataPlane`] behind atomic pointers:
+//! every change is built off the request path and swapped in whole, so
+//! requests never wait on a lock and never see half a change.
+
+mod access_log;
+mod cert_store;
+mod certificate;
+mod challenge_store;
+mod client_auth;
+mod dataplane;
+mod error;
+mod fallback_cert;
+mod forward;
+mod handler;
+mod headers;
+mod listener;
+mod reconciler;
+mod route_table;
+mod sni_resolver;
+mod upstream;
+
+pub use access_log::TARGET as ACCESS_LOG_TARGET;
+pub use cert_store::CertStore;
+pub use certificate::{leaf_names, LoadedCertificate};
+pub use challenge_store::ChallengeStore;
+pub use dataplane::{DataPlane, DataPlaneOptions};
+pub use error::Error;
+pub use fallback_cert::{self_signed, FALLBACK_COMMON_NAME};
+pub use handler::ACME_CHALLENGE_PREFIX;
+pub use headers::CLIENT_SUBJECT;
+pub use listener::Listeners;
+pub use reconciler::Reconciler;
+pub use route_table::{Route, RouteTable};
+pub use sni_resolver::ACME_TLS_ALPN;
+
+pub use rustls::crypto::CryptoProvider;
+
+/// The crypto provider Portcullis uses everywhere: aws-lc-rs.
+pub fn default_crypto_provider() -> CryptoProvider {
+    rustls::crypto::aws_lc_rs::default_provider()
+}

@@ -1,0 +1,236 @@
+//! The route table: host → longest path prefix → highest priority → service.
+//!
+//! Built whole from a [`DesiredState`] off the request path and swapped in
+//! atomically; lookups borrow from the snapshot and allocate nothing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use portcullis_config::model::{DesiredState, Entrypoint, HostPattern, Mtls, Router};
+use rustls::crypto::CryptoProvider;
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::WebPkiClientVerifier;
+use rustls::RootCertStore;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+
+use crate::upstream::Upstreams;
+use crate::Error;
+
+/// One router, ready to serve.
+#[derive(Debug)]
+pub struct Route {
+    /// The router's name, for logs.
+    pub router: Arc<str>,
+    /// Requests whose path starts with this match.
+    pub path_prefix: Box<str>,
+    /// Tie-breaker among equal prefixes; higher wins.
+    pub priority: i32,
+    /// Client-certificate policy.
+    pub mtls: Mtls,
+    /// Verifies client certificates against this router's CA (mtls != off).
+    pub client_auth: Option<Arc<dyn ClientCertVerifier>>,
+    /// Where matching requests go.
+    pub upstreams: Arc<Upstreams>,
+}
+
+impl Route {
+    fn matches(&self, path: &str) -> bool {
+        path.starts_with(&*self.path_prefix)
+    }
+}
+
+/// Routes of one host, most specific first.
+type RouteList = Vec<Arc<Route>>;
+
+fn first_match<'a>(list: &'a RouteList, path: &str) -> Option<&'a Arc<Route>> {
+    list.iter().find(|r| r.matches(path))
+}
+
+/// Routes of one entrypoint by host.
+#[derive(Debug, Default)]
+struct HostMap {
+    exact: HashMap<Box<str>, RouteList>,
+    /// `*.example.com` is stored under `example.com`.
+    wildcard: HashMap<Box<str>, RouteList>,
+}
+
+impl HostMap {
+    fn insert(&mut self, host: &HostPattern, route: &Arc<Route>) {
+        let list = match host {
+            HostPattern::Exact(name) => self.exact.entry(name.as_str().into()).or_default(),
+            HostPattern::Wildcard(parent) => {
+                self.wildcard.entry(parent.as_str().into()).or_default()
+            }
+        };
+        list.push(Arc::clone(route));
+    }
+
+    fn sort(&mut self) {
+        for list in self.exact.values_mut().chain(self.wildcard.values_mut()) {
+            list.sort_by(|a, b| {
+                b.path_prefix
+                    .len()
+                    .cmp(&a.path_prefix.len())
+                    .then(b.priority.cmp(&a.priority))
+                    .then_with(|| a.router.cmp(&b.router))
+            });
+        }
+    }
+
+    fn lookup(&self, host: &str, path: &str) -> Option<&Arc<Route>> {
+        if let Some(route) = self
+            .exact
+            .get(host)
+            .and_then(|list| first_match(list, path))
+        {
+            return Some(route);
+        }
+        let (_, parent) = host.split_once('.')?;
+        self.wildcard
+            .get(parent)
+            .and_then(|list| first_match(list, path))
+    }
+
+    fn has_host(&self, host: &str) -> bool {
+        self.exact.contains_key(host)
+            || host
+                .split_once('.')
+                .is_some_and(|(_, parent)| self.wildcard.contains_key(parent))
+    }
+}
+
+/// Every route of both entrypoints, plus the client CAs they need.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    web: HostMap,
+    websecure: HostMap,
+    services: HashMap<Box<str>, Arc<Upstreams>>,
+    client_roots: Option<Arc<RootCertStore>>,
+}
+
+impl RouteTable {
+    /// Builds a table from a merged desired state.
+    ///
+    /// Services whose definition is unchanged since `previous` keep their
+    /// running [`Upstreams`] (and so their pooled connections).
+    pub fn build(
+        state: &DesiredState,
+        previous: Option<&RouteTable>,
+        provider: &Arc<CryptoProvider>,
+    ) -> Result<Self, Error> {
+        let mut table = Self::default();
+        for (name, service) in &state.services {
+            let reused = previous
+                .and_then(|p| p.services.get(name.as_str()))
+                .filter(|u| u.definition() == service)
+                .map(Arc::clone);
+            let upstreams = reused.unwrap_or_else(|| Arc::new(Upstreams::new(service.clone())));
+            table.services.insert(name.as_str().into(), upstreams);
+        }
+        let mut all_roots = RootCertStore::empty();
+        for router in state.routers.values() {
+            let Some(upstreams) = table.services.get(router.service.as_str()) else {
+                return Err(portcullis_config::Error::Model {
+                    kind: "router",
+                    name: router.name.clone(),
+                    message: format!("refers to unknown service \"{}\"", router.service),
+                }
+                .into());
+            };
+            let client_auth = match (&router.client_ca_pem, router.mtls) {
+                (Some(pem), Mtls::Optional | Mtls::Required) => {
+                    let roots = client_roots(router, pem)?;
+                    all_roots.roots.extend(roots.roots.iter().cloned());
+                    Some(client_verifier(router, roots, provider)?)
+                }
+                _ => None,
+            };
+            let route = Arc::new(Route {
+                router: Arc::from(router.name.as_str()),
+                path_prefix: router.path_prefix.as_str().into(),
+                priority: router.priority,
+                mtls: router.mtls,
+                client_auth,
+                upstreams: Arc::clone(upstreams),
+            });
+            let map = match router.entrypoint {
+                Entrypoint::Web => &mut table.web,
+                Entrypoint::Websecure => &mut table.websecure,
+            };
+            for host in &router.hosts {
+                let pattern = HostPattern::parse(host).map_err(|message| {
+                    portcullis_config::Error::Model {
+                        kind: "router",
+                        name: router.name.clone(),
+                        message,
+                    }
+                })?;
+                map.insert(&pattern, &route);
+            }
+        }
+        table.web.sort();
+        table.websecure.sort();
+        if !all_roots.is_empty() {
+            table.client_roots = Some(Arc::new(all_roots));
+        }
+        Ok(table)
+    }
+
+    /// The route for a lower-case host and a path on one entrypoint.
+    pub fn lookup(&self, entrypoint: Entrypoint, host: &str, path: &str) -> Option<&Arc<Route>> {
+        self.map(entrypoint).lookup(host, path)
+    }
+
+    /// True when any router of `entrypoint` serves `host`.
+    pub fn serves_host(&self, entrypoint: Entrypoint, host: &str) -> bool {
+        self.map(entrypoint).has_host(host)
+    }
+
+    /// The union of every router's client CAs, for the handshake.
+    pub fn client_roots(&self) -> Option<&Arc<RootCertStore>> {
+        self.client_roots.as_ref()
+    }
+
+    fn map(&self, entrypoint: Entrypoint) -> &HostMap {
+        match entrypoint {
+            Entrypoint::Web => &self.web,
+            Entrypoint::Websecure => &self.websecure,
+        }
+    }
+}
+
+fn client_roots(router: &Router, pem: &str) -> Result<RootCertStore, Error> {
+    let fail = |message: String| Error::ClientCa {
+        router: router.name.clone(),
+        message,
+    };
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        let cert = cert.map_err(|e| fail(format!("not valid PEM: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| fail(format!("not a usable CA certificate: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(fail("the file holds no CERTIFICATE block".into()));
+    }
+    Ok(roots)
+}
+
+fn client_verifier(
+    router: &Router,
+    roots: RootCertStore,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn ClientCertVerifier>, Error> {
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider))
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| Error::ClientCa {
+            router: router.name.clone(),
+            message: e.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests;
