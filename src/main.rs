@@ -111,16 +111,17 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         Some(files) => Some(load_default_certificate(files)?),
         None => None,
     };
-    let plane = DataPlane::new(DataPlaneOptions {
-        access_log: settings.access_log,
-        https_port: settings.websecure_address.port(),
-        fallback,
-    })?;
 
     // Bind everything before serving anything: a taken port fails the start
     // cleanly instead of leaving some listeners up.
     let listeners = Listeners::bind(settings.web_address, settings.websecure_address).await?;
     let admin = AdminServer::bind(settings.admin_address).await?;
+    let plane = DataPlane::new(DataPlaneOptions {
+        access_log: settings.access_log,
+        // The bound port, so that port 0 (tests) redirects correctly too.
+        https_port: listeners.websecure_addr().port(),
+        fallback,
+    })?;
     tracing::info!(entrypoint = %"web", address = %listeners.web_addr(), "listening");
     tracing::info!(entrypoint = %"websecure", address = %listeners.websecure_addr(), "listening");
     tracing::info!(entrypoint = %"admin", address = %admin.local_addr(), "listening");

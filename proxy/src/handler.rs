@@ -120,9 +120,11 @@ async fn dispatch(
         record.router = Some(Arc::clone(&route.router));
         record.service = Some(Arc::clone(route.upstreams.name()));
     }
-    let client_subject = match client_subject(&route, connection) {
-        Ok(subject) => subject,
-        Err(response) => return response,
+    let Ok(client_subject) = client_subject(&route, connection) else {
+        return local(
+            StatusCode::FORBIDDEN,
+            "this route requires a client certificate issued by its client CA\n",
+        );
     };
     let context = forward::Context {
         client_ip: connection.peer.ip(),
@@ -154,11 +156,14 @@ async fn dispatch(
     }
 }
 
+/// A `mtls = "required"` route got no certificate that verifies against its CA.
+struct ClientCertRequired;
+
 /// Enforces the route's client-certificate policy; returns the subject to pass on.
 fn client_subject(
     route: &Route,
     connection: &ConnectionInfo,
-) -> Result<Option<HeaderValue>, Plain> {
+) -> Result<Option<HeaderValue>, ClientCertRequired> {
     let Some(verifier) = route
         .client_auth
         .as_ref()
@@ -178,10 +183,7 @@ fn client_subject(
         .and_then(|(leaf, _)| certificate::subject(leaf))
         .and_then(|subject| HeaderValue::from_str(&subject).ok());
     if route.mtls == Mtls::Required && verified.is_none() {
-        return Err(local(
-            StatusCode::FORBIDDEN,
-            "this route requires a client certificate issued by its client CA\n",
-        ));
+        return Err(ClientCertRequired);
     }
     Ok(verified)
 }

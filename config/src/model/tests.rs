@@ -103,7 +103,7 @@ fn service_validation_names_the_upstream() {
 #[test]
 fn merge_refuses_a_name_defined_twice_and_names_both_sources() {
     let svc = Service::new("svc", vec!["127.0.0.1:1".into()]);
-    let a = layer("a.toml", &[svc.clone()], &[]);
+    let a = layer("a.toml", std::slice::from_ref(&svc), &[]);
     let b = layer("store", &[svc], &[]);
     let err = DesiredState::merge([&a, &b]).unwrap_err().to_string();
     assert!(err.contains("a.toml") && err.contains("store"), "{err}");

@@ -1,0 +1,312 @@
+//! Forwarding: headers, balancing, upstream failures, streaming, upgrades, `web`.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::BodyExt;
+
+use crate::support::*;
+
+async fn https_server(pki: &Pki, routes: &str, names: &[&str]) -> Server {
+    let server = Server::start("");
+    pki.write_server(&server.dynamic_dir(), "site", names);
+    let mut config = routes.to_owned();
+    config.push_str(&cert_toml("site"));
+    server.write_dynamic("site.toml", &config);
+    server.wait_for_log("certificates=1", Duration::from_secs(10));
+    server
+}
+
+#[tokio::test]
+async fn forwarded_headers_are_set_and_hop_by_hop_removed() {
+    let pki = Pki::new("Test CA");
+    let backend = Backend::start("app").await;
+    let server = https_server(
+        &pki,
+        &route_toml("app", &["app.test"], &[&backend.upstream()], ""),
+        &["app.test"],
+    )
+    .await;
+    for alpn in [&b"h2"[..], &b"http/1.1"[..]] {
+        let mut conn = Conn::https(
+            server.websecure,
+            "app.test",
+            pki.client_config(&[alpn], None),
+        )
+        .await
+        .unwrap();
+        let h1 = !conn.is_h2();
+        let mut headers = vec![("x-forwarded-for", "6.6.6.6"), ("x-custom", "kept")];
+        if h1 {
+            headers.extend([
+                ("connection", "keep-alive, x-drop-me"),
+                ("x-drop-me", "1"),
+                ("keep-alive", "timeout=5"),
+            ]);
+        }
+        let reply = conn
+            .send("GET", "app.test", "/path?q=1", &headers, Bytes::new())
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 200);
+        let seen = reply.json();
+        let h = &seen["headers"];
+        assert_eq!(
+            h["x-forwarded-for"], "127.0.0.1",
+            "client-sent XFF is replaced"
+        );
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "app.test");
+        assert_eq!(
+            h["host"], "app.test",
+            "the original Host reaches the upstream"
+        );
+        assert_eq!(h["x-custom"], "kept");
+        assert_eq!(seen["path"], "/path");
+        if h1 {
+            assert!(
+                h.get("x-drop-me").is_none(),
+                "Connection-named header forwarded: {h}"
+            );
+            assert!(h.get("keep-alive").is_none());
+        }
+    }
+}
+
+#[tokio::test]
+async fn upstreams_are_balanced_round_robin() {
+    let pki = Pki::new("Test CA");
+    let one = Backend::start("one").await;
+    let two = Backend::start("two").await;
+    let server = https_server(
+        &pki,
+        &route_toml(
+            "app",
+            &["app.test"],
+            &[&one.upstream(), &two.upstream()],
+            "",
+        ),
+        &["app.test"],
+    )
+    .await;
+    let mut conn = Conn::https(
+        server.websecure,
+        "app.test",
+        pki.client_config(&[b"h2"], None),
+    )
+    .await
+    .unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        seen.push(conn.get("app.test", "/").await.unwrap().backend());
+    }
+    assert_eq!(seen.iter().filter(|b| *b == "one").count(), 5, "{seen:?}");
+    assert_eq!(seen.iter().filter(|b| *b == "two").count(), 5, "{seen:?}");
+}
+
+#[tokio::test]
+async fn refused_upstream_is_502_and_slow_upstream_is_504() {
+    let pki = Pki::new("Test CA");
+    let slow = Backend::start("slow").await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut routes = route_toml("down", &["down.test"], &[&closed.to_string()], "");
+    routes.push_str(&route_toml("slow", &["slow.test"], &[&slow.upstream()], ""));
+    routes = routes.replace(
+        &format!("[services.slow]\nupstreams = [\"{}\"]", slow.upstream()),
+        &format!(
+            "[services.slow]\nupstreams = [\"{}\"]\nresponse_timeout = \"300ms\"",
+            slow.upstream()
+        ),
+    );
+    let server = https_server(&pki, &routes, &["down.test", "slow.test"]).await;
+    let config = pki.client_config(&[b"http/1.1"], None);
+    let reply = client::https_get(
+        server.websecure,
+        "down.test",
+        config.clone(),
+        "down.test",
+        "/",
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, 502);
+    let reply = client::https_get(
+        server.websecure,
+        "slow.test",
+        config.clone(),
+        "slow.test",
+        "/slow?ms=3000",
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, 504);
+    let reply = client::https_get(
+        server.websecure,
+        "slow.test",
+        config,
+        "slow.test",
+        "/slow?ms=10",
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, 200, "fast enough requests still pass");
+    let logs = server.logs();
+    assert!(
+        logs.contains("upstream request failed")
+            && logs.contains("router=down")
+            && logs.contains("502"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("router=slow") && logs.contains("504"),
+        "{logs}"
+    );
+}
+
+#[tokio::test]
+async fn bodies_stream_both_ways() {
+    let pki = Pki::new("Test CA");
+    let backend = Backend::start("app").await;
+    let server = https_server(
+        &pki,
+        &route_toml("app", &["app.test"], &[&backend.upstream()], ""),
+        &["app.test"],
+    )
+    .await;
+
+    let mut conn = Conn::https(
+        server.websecure,
+        "app.test",
+        pki.client_config(&[b"h2"], None),
+    )
+    .await
+    .unwrap();
+    let payload = "x".repeat(256 * 1024);
+    let reply = conn
+        .send(
+            "POST",
+            "app.test",
+            "/echo",
+            &[],
+            Bytes::from(payload.clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.json()["body"].as_str().unwrap().len(), payload.len());
+
+    // The first chunk of a slow response arrives before the upstream has sent the rest.
+    let tcp = tokio::net::TcpStream::connect(server.websecure)
+        .await
+        .unwrap();
+    let tls = tokio_rustls::TlsConnector::from(pki.client_config(&[b"http/1.1"], None))
+        .connect("app.test".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    let (mut sender, c) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(c);
+    let request = http::Request::get("/stream")
+        .header("host", "app.test")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    let mut body = sender.send_request(request).await.unwrap().into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(
+        &first[..],
+        b"chunk0\n",
+        "the proxy must not wait for the whole body"
+    );
+    let rest = body.collect().await.unwrap().to_bytes();
+    assert_eq!(&rest[..], b"chunk1\nchunk2\nchunk3\nchunk4\n");
+}
+
+#[tokio::test]
+async fn websocket_is_tunnelled_both_ways() {
+    let pki = Pki::new("Test CA");
+    let ws = Backend::websocket_echo("ws").await;
+    let server = https_server(
+        &pki,
+        &route_toml("ws", &["ws.test"], &[&ws.upstream()], ""),
+        &["ws.test"],
+    )
+    .await;
+    let tcp = tokio::net::TcpStream::connect(server.websecure)
+        .await
+        .unwrap();
+    let tls = tokio_rustls::TlsConnector::from(pki.client_config(&[b"http/1.1"], None))
+        .connect("ws.test".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    let (mut socket, response) = tokio_tungstenite::client_async("wss://ws.test/chat", tls)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 101);
+    for i in 0..3 {
+        socket
+            .send(tokio_tungstenite::tungstenite::Message::Text(format!(
+                "hello {i}"
+            )))
+            .await
+            .unwrap();
+        let echoed = socket.next().await.unwrap().unwrap();
+        assert_eq!(echoed.to_text().unwrap(), format!("ws:hello {i}"));
+    }
+    assert_eq!(ws.hits.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn web_serves_plain_routes_redirects_secure_ones_and_keeps_acme_path() {
+    let pki = Pki::new("Test CA");
+    let backend = Backend::start("app").await;
+    let mut routes = route_toml("secure", &["secure.test"], &[&backend.upstream()], "");
+    routes.push_str(&route_toml(
+        "plain",
+        &["plain.test"],
+        &[&backend.upstream()],
+        "entrypoint = \"web\"",
+    ));
+    let server = https_server(&pki, &routes, &["secure.test"]).await;
+
+    let mut conn = Conn::http(server.web).await.unwrap();
+    let reply = conn.get("plain.test", "/hello").await.unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["headers"]["x-forwarded-proto"], "http");
+
+    let reply = conn.get("secure.test", "/a/b?c=d").await.unwrap();
+    assert_eq!(reply.status, 308);
+    let location = reply.headers["location"].to_str().unwrap();
+    assert_eq!(
+        location,
+        format!("https://secure.test:{}/a/b?c=d", server.websecure.port())
+    );
+
+    let reply = conn
+        .get("secure.test", "/.well-known/acme-challenge/some-token")
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.status, 404,
+        "challenge paths are answered locally, never redirected"
+    );
+
+    let reply = conn.get("nobody.test", "/").await.unwrap();
+    assert_eq!(reply.status, 404);
+
+    // A plain route is not reachable over TLS.
+    let reply = client::https_get(
+        server.websecure,
+        "plain.test",
+        crate::support::pki::insecure_client_config(&[b"http/1.1"]),
+        "plain.test",
+        "/",
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, 404);
+}

@@ -1,0 +1,16 @@
+//! End-to-end tests: the real `portcullis` binary (or the real data plane
+//! in-process where a test must drive swaps itself), real sockets on
+//! loopback, real TLS.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod config_errors;
+mod file_provider;
+mod forwarding;
+mod hot_swap;
+mod mtls;
+mod shutdown;
+mod store_routes;
+mod tls;

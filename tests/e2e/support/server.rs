@@ -1,0 +1,188 @@
+//! The real `portcullis` binary, started on ephemeral loopback ports.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    child: Child,
+    pub web: SocketAddr,
+    pub websecure: SocketAddr,
+    pub admin: SocketAddr,
+    pub dir: tempfile::TempDir,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_portcullis")
+}
+
+impl Server {
+    /// Starts `portcullis serve` with a config whose listeners use port 0,
+    /// state in a fresh temp dir, and `extra` appended to the config.
+    pub fn start(extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("data/dynamic")).unwrap();
+        Self::start_in(dir, extra)
+    }
+
+    /// Like [`Server::start`], in an existing directory (to restart with the same state).
+    pub fn start_in(dir: tempfile::TempDir, extra: &str) -> Self {
+        let config = dir.path().join("portcullis.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = \"{data}\"\n{extra}\n[entrypoints.web]\naddress = \"127.0.0.1:0\"\n[entrypoints.websecure]\naddress = \"127.0.0.1:0\"\n[admin]\naddress = \"127.0.0.1:0\"\n",
+                data = dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(binary())
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "info,portcullis_proxy=debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (web, websecure, admin) = loop {
+            let found = {
+                let logs = logs.lock().unwrap();
+                let find = |name: &str| {
+                    logs.iter().find_map(|l| {
+                        let rest = l.split(&format!("entrypoint={name} address=")).nth(1)?;
+                        rest.split_whitespace().next()?.parse::<SocketAddr>().ok()
+                    })
+                };
+                (find("web"), find("websecure"), find("admin"))
+            };
+            if let (Some(a), Some(b), Some(c)) = found {
+                break (a, b, c);
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "portcullis exited with {status}:\n{}",
+                    logs.lock().unwrap().join("\n")
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "portcullis did not start:\n{}",
+                logs.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let server = Self {
+            child,
+            web,
+            websecure,
+            admin,
+            dir,
+            logs,
+        };
+        server.wait_for_log("configuration applied", Duration::from_secs(10));
+        server
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn dynamic_dir(&self) -> PathBuf {
+        self.data_dir().join("dynamic")
+    }
+
+    /// Writes a dynamic-configuration file atomically (write + rename), as a deploy tool would.
+    pub fn write_dynamic(&self, name: &str, contents: &str) {
+        write_atomic(&self.dynamic_dir().join(name), contents);
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    /// Waits until a log line contains `needle`; panics with the log on timeout.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.log_count(needle) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needle:?}:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, up to `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "portcullis did not exit:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the process and hands back its directory, for a restart.
+    pub fn into_dir(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dir, dir)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn write_atomic(path: &Path, contents: &str) {
+    let tmp = path.with_extension("tmp~");
+    std::fs::write(&tmp, contents).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}

@@ -1,0 +1,161 @@
+//! Certificate selection by SNI, ALPN, and the Host/SNI check.
+
+use std::time::Duration;
+
+use crate::support::pki::{common_name, insecure_client_config};
+use crate::support::*;
+
+#[tokio::test]
+async fn sni_picks_exact_then_wildcard_then_the_fallback() {
+    let pki = Pki::new("Test CA");
+    let backend = Backend::start("app").await;
+    let server = Server::start("");
+    let dir = server.dynamic_dir();
+    pki.write_server(&dir, "api", &["api.example.test"]);
+    pki.write_server(&dir, "wild", &["*.example.test"]);
+    let mut config = route_toml(
+        "app",
+        &["api.example.test", "*.example.test"],
+        &[&backend.upstream()],
+        "",
+    );
+    config.push_str(&cert_toml("api"));
+    config.push_str(&cert_toml("wild"));
+    server.write_dynamic("app.toml", &config);
+    server.wait_for_log("certificates=2", Duration::from_secs(10));
+
+    // Each name's chain verifies against the CA for that SNI.
+    let trusted = pki.client_config(&[b"http/1.1"], None);
+    for (name, expected_cn) in [
+        ("api.example.test", "api.example.test"),
+        ("www.example.test", "*.example.test"),
+    ] {
+        let mut conn = Conn::https(server.websecure, name, trusted.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            common_name(conn.peer_certificate.as_ref().unwrap()),
+            expected_cn,
+            "{name}"
+        );
+        let reply = conn.get(name, "/").await.unwrap();
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.backend(), "app");
+    }
+
+    // A name nobody loaded gets the self-signed fallback, recognisable by its subject.
+    let conn = Conn::https(
+        server.websecure,
+        "unknown.test",
+        insecure_client_config(&[b"http/1.1"]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        common_name(conn.peer_certificate.as_ref().unwrap()),
+        "PORTCULLIS DEFAULT CERT"
+    );
+    assert!(
+        Conn::https(server.websecure, "unknown.test", trusted)
+            .await
+            .is_err(),
+        "the fallback must not verify for a real name"
+    );
+}
+
+#[tokio::test]
+async fn alpn_negotiates_h2_and_http11() {
+    let pki = Pki::new("Test CA");
+    let backend = Backend::start("app").await;
+    let server = Server::start("");
+    pki.write_server(&server.dynamic_dir(), "app", &["app.test"]);
+    let mut config = route_toml("app", &["app.test"], &[&backend.upstream()], "");
+    config.push_str(&cert_toml("app"));
+    server.write_dynamic("app.toml", &config);
+    server.wait_for_log("certificates=1", Duration::from_secs(10));
+
+    let mut h2 = Conn::https(
+        server.websecure,
+        "app.test",
+        pki.client_config(&[b"h2", b"http/1.1"], None),
+    )
+    .await
+    .unwrap();
+    assert_eq!(h2.alpn.as_deref(), Some(&b"h2"[..]));
+    let reply = h2.get("app.test", "/x").await.unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.json()["version"],
+        "HTTP/1.1",
+        "upstreams are spoken to in HTTP/1.1"
+    );
+
+    let mut h1 = Conn::https(
+        server.websecure,
+        "app.test",
+        pki.client_config(&[b"http/1.1"], None),
+    )
+    .await
+    .unwrap();
+    assert_eq!(h1.alpn.as_deref(), Some(&b"http/1.1"[..]));
+    assert_eq!(h1.get("app.test", "/").await.unwrap().status, 200);
+}
+
+#[tokio::test]
+async fn host_not_covered_by_sni_is_misdirected() {
+    let pki = Pki::new("Test CA");
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let server = Server::start("");
+    pki.write_server(&server.dynamic_dir(), "both", &["a.test", "b.test"]);
+    let mut config = route_toml("a", &["a.test"], &[&a.upstream()], "");
+    config.push_str(&route_toml("b", &["b.test"], &[&b.upstream()], ""));
+    config.push_str(&cert_toml("both"));
+    server.write_dynamic("ab.toml", &config);
+    server.wait_for_log("routers=2", Duration::from_secs(10));
+
+    for alpn in [&b"h2"[..], &b"http/1.1"[..]] {
+        let mut conn = Conn::https(server.websecure, "a.test", pki.client_config(&[alpn], None))
+            .await
+            .unwrap();
+        assert_eq!(conn.get("a.test", "/").await.unwrap().backend(), "a");
+        let reply = conn.get("b.test", "/").await.unwrap();
+        assert_eq!(
+            reply.status, 421,
+            "a connection for a.test must not serve b.test"
+        );
+        assert_eq!(b.hits.load(std::sync::atomic::Ordering::Relaxed), 0);
+    }
+}
+
+#[tokio::test]
+async fn tls12_and_tls13_are_accepted() {
+    let pki = Pki::new("Test CA");
+    let backend = Backend::start("app").await;
+    let server = Server::start("");
+    pki.write_server(&server.dynamic_dir(), "app", &["app.test"]);
+    let mut config = route_toml("app", &["app.test"], &[&backend.upstream()], "");
+    config.push_str(&cert_toml("app"));
+    server.write_dynamic("app.toml", &config);
+    server.wait_for_log("certificates=1", Duration::from_secs(10));
+    for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(pki.roots())
+        .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let reply = client::https_get(
+            server.websecure,
+            "app.test",
+            std::sync::Arc::new(config),
+            "app.test",
+            "/",
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply.status, 200, "{version:?}");
+    }
+}
