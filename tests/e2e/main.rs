@@ -10,6 +10,7 @@ mod config_errors;
 mod file_provider;
 mod forwarding;
 mod hot_swap;
+mod logs;
 mod mtls;
 mod shutdown;
 mod store_routes;

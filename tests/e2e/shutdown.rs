@@ -6,6 +6,15 @@ use crate::support::*;
 
 #[tokio::test]
 async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
+    drains_on("TERM").await;
+}
+
+#[tokio::test]
+async fn ctrl_c_drains_the_same_way() {
+    drains_on("INT").await;
+}
+
+async fn drains_on(signal: &str) {
     let backend = Backend::start("slow").await;
     let mut server = Server::start("[server]\ndrain_timeout = \"10s\"");
     server.write_dynamic(
@@ -30,7 +39,7 @@ async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
         })
         .await
     );
-    server.terminate();
+    server.signal(signal);
     server.wait_for_log("stopped accepting", Duration::from_secs(5));
     assert!(
         tokio::net::TcpStream::connect(web).await.is_err(),

@@ -61,12 +61,7 @@ impl Server {
         let (web, websecure, admin) = loop {
             let found = {
                 let logs = logs.lock().unwrap();
-                let find = |name: &str| {
-                    logs.iter().find_map(|l| {
-                        let rest = l.split(&format!("entrypoint={name} address=")).nth(1)?;
-                        rest.split_whitespace().next()?.parse::<SocketAddr>().ok()
-                    })
-                };
+                let find = |name: &str| logs.iter().find_map(|l| listening_address(l, name));
                 (find("web"), find("websecure"), find("admin"))
             };
             if let (Some(a), Some(b), Some(c)) = found {
@@ -142,8 +137,13 @@ impl Server {
 
     /// Sends SIGTERM.
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`, `KILL`).
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
+            .args([&format!("-{name}"), &self.pid().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
@@ -179,6 +179,21 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The address in a "listening" log line for `entrypoint`, text or JSON.
+fn listening_address(line: &str, entrypoint: &str) -> Option<SocketAddr> {
+    if line.starts_with('{') {
+        let json: serde_json::Value = serde_json::from_str(line).ok()?;
+        if json["message"] != "listening" || json["entrypoint"] != entrypoint {
+            return None;
+        }
+        return json["address"].as_str()?.parse().ok();
+    }
+    let rest = line
+        .split(&format!("entrypoint={entrypoint} address="))
+        .nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
 }
 
 pub fn write_atomic(path: &Path, contents: &str) {
