@@ -61,6 +61,18 @@ pub enum Error {
         /// The revision the store is at.
         actual: u64,
     },
+    /// A conditional write found the entry in another state than expected.
+    #[error("{space}/{key} was changed concurrently (expected {expected}, found {found}): reload and retry")]
+    EntryConflict {
+        /// The key space.
+        space: &'static str,
+        /// The key.
+        key: String,
+        /// What the writer expected.
+        expected: String,
+        /// What the store holds.
+        found: String,
+    },
     /// An object to update or delete does not exist.
     #[error("{kind} \"{name}\" does not exist")]
     NotFound {

@@ -6,6 +6,7 @@
 //! pointing at a service that does not exist. The data plane never sees a
 //! state that failed these checks.
 
+mod certificate;
 mod host;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
+pub use certificate::{CertStatus, CertificateRecord, ChallengeType, IllegalTransition};
 pub use host::{normalize_host, HostPattern};
 
 /// Default time to open a TCP connection to an upstream.

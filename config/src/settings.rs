@@ -4,7 +4,10 @@
 //! refused) → validation → the typed [`Settings`]. Every error names the file
 //! and the dotted key, so an operator can fix it without reading code.
 
+pub mod acme;
 mod raw;
+
+pub use acme::{AcmeSettings, Eab, IssuerKind, IssuerSettings};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,6 +27,8 @@ pub const DEFAULT_ADMIN_ADDRESS: &str = "127.0.0.1:9180";
 pub const DEFAULT_DYNAMIC_SUBDIR: &str = "dynamic";
 /// Default time in-flight requests get to finish on shutdown.
 pub const DEFAULT_DRAIN_TIMEOUT: &str = "30s";
+/// Name of the secret-store key file under `data_dir` when not configured.
+pub const DEFAULT_SECRET_KEY_FILE: &str = "secret.key";
 /// Default log filter (tracing-subscriber `EnvFilter` syntax).
 pub const DEFAULT_LOG_FILTER: &str = "info";
 
@@ -55,6 +60,10 @@ pub struct Settings {
     /// Certificate served when no loaded certificate matches the SNI; a
     /// self-signed one is generated when unset.
     pub default_certificate: Option<CertificateFiles>,
+    /// Certificate issuance.
+    pub acme: AcmeSettings,
+    /// File holding the key that encrypts secrets at rest (created 0600 when missing).
+    pub secret_key_file: PathBuf,
 }
 
 /// A PEM certificate chain and its key, by path.
@@ -89,6 +98,11 @@ impl Settings {
             message: e.to_string().trim_end().to_owned(),
         })?;
         Self::from_raw(raw, Some(path))
+    }
+
+    /// Where the admin token of the embedded default is written.
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.data_dir.join("admin.token")
     }
 
     /// Where the SQLite database lives.
@@ -169,7 +183,14 @@ impl Settings {
                 ))
             }
         };
+        let acme = acme::validate(raw.acme).map_err(|(key, message)| invalid(&key, message))?;
+        let secret_key_file = raw
+            .secrets
+            .key_file
+            .unwrap_or_else(|| raw.data_dir.join(DEFAULT_SECRET_KEY_FILE));
         Ok(Self {
+            acme,
+            secret_key_file,
             source: path.map(Path::to_owned),
             data_dir: raw.data_dir,
             web_address,

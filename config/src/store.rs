@@ -23,6 +23,44 @@ pub use sqlite::SqliteStore;
 /// Name of the store in conflict messages, where file paths name the file provider.
 pub const STORE_SOURCE: &str = "store";
 
+/// Key spaces for [`Entry`] values, one per kind of record the other crates keep.
+pub mod space {
+    /// Certificate records (JSON `CertificateRecord`).
+    pub const CERTIFICATES: &str = "certificates";
+    /// ACME account records (JSON; credentials live in the secret space).
+    pub const ACCOUNTS: &str = "accounts";
+    /// Ciphertext of secrets, sealed by the secret store.
+    pub const SECRETS: &str = "secrets";
+    /// Per registered domain issuance counts, for rate limits.
+    pub const LEDGER: &str = "ledger";
+    /// Admin API tokens (hashed).
+    pub const TOKENS: &str = "tokens";
+    /// Public material that must be shared across nodes (e.g. the internal CA's root certificate).
+    pub const PUBLIC: &str = "public";
+}
+
+/// The condition a write puts on the entry's current revision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Write whatever is there.
+    Any,
+    /// Only if the key does not exist (create).
+    Absent,
+    /// Only if the entry was last written at this revision (compare-and-swap).
+    Revision(u64),
+}
+
+/// A value stored under a key in a space, with the revision of its last write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The key within its space.
+    pub key: String,
+    /// Opaque bytes (JSON for records, ciphertext for secrets).
+    pub value: Vec<u8>,
+    /// The store revision at which this value was written.
+    pub revision: u64,
+}
+
 /// One write to the desired state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -35,6 +73,26 @@ pub enum Change {
     PutRouter(Router),
     /// Remove a router.
     DeleteRouter(String),
+    /// Write an entry in a key space.
+    PutEntry {
+        /// One of [`space`].
+        space: &'static str,
+        /// The key.
+        key: String,
+        /// The value.
+        value: Vec<u8>,
+        /// The condition on the current entry.
+        expect: Expect,
+    },
+    /// Remove an entry; refused with [`Error::NotFound`] if it does not exist.
+    DeleteEntry {
+        /// One of [`space`].
+        space: &'static str,
+        /// The key.
+        key: String,
+        /// The condition on the current entry.
+        expect: Expect,
+    },
 }
 
 /// The store's desired state at one revision.
@@ -80,6 +138,45 @@ pub trait Store: Send + Sync + 'static {
 
     /// A receiver that sees the latest committed revision.
     fn watch(&self) -> watch::Receiver<u64>;
+
+    /// Reads one entry.
+    async fn get(&self, space: &'static str, key: &str) -> Result<Option<Entry>, Error>;
+
+    /// Reads every entry of a space, ordered by key.
+    async fn list(&self, space: &'static str) -> Result<Vec<Entry>, Error>;
+
+    /// Writes one entry; returns the new store revision.
+    async fn put(
+        &self,
+        space: &'static str,
+        key: &str,
+        value: Vec<u8>,
+        expect: Expect,
+    ) -> Result<u64, Error> {
+        self.apply(
+            vec![Change::PutEntry {
+                space,
+                key: key.to_owned(),
+                value,
+                expect,
+            }],
+            None,
+        )
+        .await
+    }
+
+    /// Removes one entry.
+    async fn delete(&self, space: &'static str, key: &str, expect: Expect) -> Result<u64, Error> {
+        self.apply(
+            vec![Change::DeleteEntry {
+                space,
+                key: key.to_owned(),
+                expect,
+            }],
+            None,
+        )
+        .await
+    }
 
     /// Creates or replaces one service.
     async fn put_service(&self, service: Service) -> Result<u64, Error> {

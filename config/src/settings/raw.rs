@@ -19,6 +19,14 @@ pub(super) struct RawSettings {
     pub(super) server: RawServer,
     pub(super) log: RawLog,
     pub(super) tls: RawTls,
+    pub(super) acme: super::acme::RawAcme,
+    pub(super) secrets: RawSecrets,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawSecrets {
+    pub(super) key_file: Option<PathBuf>,
 }
 
 impl Default for RawSettings {
@@ -31,6 +39,8 @@ impl Default for RawSettings {
             server: RawServer::default(),
             log: RawLog::default(),
             tls: RawTls::default(),
+            acme: super::acme::RawAcme::default(),
+            secrets: RawSecrets::default(),
         }
     }
 }

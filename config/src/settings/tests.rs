@@ -90,3 +90,53 @@ fn bad_values_are_refused() {
     let err = parse("data_dir = 5").unwrap_err().to_string();
     assert!(err.contains("data_dir"), "{err}");
 }
+
+#[test]
+fn built_in_issuers_exist_and_custom_ones_are_checked() {
+    let s = Settings::embedded();
+    assert_eq!(s.acme.default_issuer, "internal-ca");
+    assert_eq!(s.acme.issuers["letsencrypt-prod"].weekly_limit, Some(50));
+    assert_eq!(s.acme.issuers["letsencrypt-staging"].weekly_limit, None);
+    assert_eq!(s.acme.renew_before, Duration::from_secs(30 * 86400));
+    assert_eq!(
+        s.secret_key_file,
+        PathBuf::from(DEFAULT_DATA_DIR).join("secret.key")
+    );
+
+    let s = parse(
+        "[acme.issuers.corp]\ndirectory = \"https://acme.corp.test/dir\"\neab_kid = \"k\"\neab_hmac_key = \"c2VjcmV0\"\nfallback = [\"internal-ca\"]\n",
+    )
+    .unwrap();
+    let corp = &s.acme.issuers["corp"];
+    assert_eq!(corp.fallback, vec!["internal-ca"]);
+    assert!(
+        !format!("{corp:?}").contains("c2VjcmV0"),
+        "the EAB key must not be printed"
+    );
+
+    for (text, key) in [
+        ("[acme.issuers.x]\n", "acme.issuers.x.directory"),
+        (
+            "[acme.issuers.x]\ndirectory = \"http://plain\"\n",
+            "acme.issuers.x.directory",
+        ),
+        (
+            "[acme.issuers.x]\ndirectory = \"https://a\"\neab_kid = \"k\"\n",
+            "acme.issuers.x.eab_kid",
+        ),
+        (
+            "[acme.issuers.x]\ndirectory = \"https://a\"\nfallback = [\"nope\"]\n",
+            "acme.issuers.x.fallback",
+        ),
+        (
+            "[acme.issuers.letsencrypt-prod]\ndirectory = \"https://a\"\n",
+            "acme.issuers.letsencrypt-prod.directory",
+        ),
+        ("[acme]\ndefault_issuer = \"nope\"\n", "acme.default_issuer"),
+        ("[acme]\nrenew_interval = \"6\"\n", "acme.renew_interval"),
+        ("[acme]\nemail = \"not-an-email\"\n", "acme.email"),
+    ] {
+        let err = parse(text).unwrap_err().to_string();
+        assert!(err.contains(key), "{text:?}: {err}");
+    }
+}

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tokio::sync::watch;
 
-use super::{prepare, Change, Snapshot, Store};
+use super::{prepare, Change, Entry, Expect, Snapshot, Store};
 use crate::model::{Router, Service};
 use crate::Error;
 
@@ -23,6 +23,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE services (name TEXT PRIMARY KEY, body TEXT NOT NULL, revision INTEGER NOT NULL);
      CREATE TABLE routers (name TEXT PRIMARY KEY, service TEXT NOT NULL, body TEXT NOT NULL, revision INTEGER NOT NULL);
      CREATE INDEX routers_service ON routers (service);",
+    "CREATE TABLE entries (space TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
+                           revision INTEGER NOT NULL, PRIMARY KEY (space, key));",
 ];
 
 /// Desired state in a SQLite database.
@@ -142,6 +144,76 @@ impl Store for SqliteStore {
     fn watch(&self) -> watch::Receiver<u64> {
         self.revision.subscribe()
     }
+
+    async fn get(&self, space: &'static str, key: &str) -> Result<Option<Entry>, Error> {
+        let key = key.to_owned();
+        self.blocking(move |connection| read_entry(connection, space, &key))
+            .await
+    }
+
+    async fn list(&self, space: &'static str) -> Result<Vec<Entry>, Error> {
+        self.blocking(move |connection| {
+            let mut statement = connection.prepare(
+                "SELECT key, value, revision FROM entries WHERE space = ?1 ORDER BY key",
+            )?;
+            let rows = statement
+                .query_map(params![space], |row| {
+                    Ok(Entry {
+                        key: row.get(0)?,
+                        value: row.get(1)?,
+                        revision: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+}
+
+fn read_entry(
+    connection: &Connection,
+    space: &'static str,
+    key: &str,
+) -> Result<Option<Entry>, Error> {
+    Ok(connection
+        .query_row(
+            "SELECT value, revision FROM entries WHERE space = ?1 AND key = ?2",
+            params![space, key],
+            |row| {
+                Ok(Entry {
+                    key: key.to_owned(),
+                    value: row.get(0)?,
+                    revision: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+                })
+            },
+        )
+        .optional()?)
+}
+
+fn check_expect(
+    tx: &Transaction<'_>,
+    space: &'static str,
+    key: &str,
+    expect: Expect,
+) -> Result<Option<Entry>, Error> {
+    let current = read_entry(tx, space, key)?;
+    let conflict = |expected: String| Error::EntryConflict {
+        space,
+        key: key.to_owned(),
+        expected,
+        found: current.as_ref().map_or_else(
+            || "nothing".to_owned(),
+            |e| format!("revision {}", e.revision),
+        ),
+    };
+    match (expect, &current) {
+        (Expect::Any, _) | (Expect::Absent, None) => {}
+        (Expect::Absent, Some(_)) => return Err(conflict("no entry".into())),
+        (Expect::Revision(expected), Some(entry)) if entry.revision == expected => {}
+        (Expect::Revision(expected), _) => return Err(conflict(format!("revision {expected}"))),
+    }
+    Ok(current)
 }
 
 fn migrate(connection: &mut Connection) -> Result<(), Error> {
@@ -223,6 +295,31 @@ fn write_change(tx: &Transaction<'_>, change: &Change, revision: u64) -> Result<
         }
         Change::DeleteService(name) => delete(tx, "services", "service", name)?,
         Change::DeleteRouter(name) => delete(tx, "routers", "router", name)?,
+        Change::PutEntry {
+            space,
+            key,
+            value,
+            expect,
+        } => {
+            check_expect(tx, space, key, *expect)?;
+            tx.execute(
+                "INSERT INTO entries (space, key, value, revision) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (space, key) DO UPDATE SET value = excluded.value, revision = excluded.revision",
+                params![space, key, value, revision],
+            )?;
+        }
+        Change::DeleteEntry { space, key, expect } => {
+            if check_expect(tx, space, key, *expect)?.is_none() {
+                return Err(Error::NotFound {
+                    kind: "entry",
+                    name: format!("{space}/{key}"),
+                });
+            }
+            tx.execute(
+                "DELETE FROM entries WHERE space = ?1 AND key = ?2",
+                params![space, key],
+            )?;
+        }
     }
     Ok(())
 }

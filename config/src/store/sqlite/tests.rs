@@ -123,3 +123,72 @@ async fn watchers_see_commits_and_state_survives_reopen() {
     assert_eq!(snap.revision, 1);
     assert_eq!(snap.services["svc"].upstreams, vec!["127.0.0.1:7"]);
 }
+
+#[tokio::test]
+async fn entries_support_create_compare_and_swap_and_delete() {
+    use crate::store::{space, Expect};
+    let store = SqliteStore::in_memory().unwrap();
+    let rev = store
+        .put(space::CERTIFICATES, "c1", b"one".to_vec(), Expect::Absent)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .put(space::CERTIFICATES, "c1", b"again".to_vec(), Expect::Absent)
+            .await
+            .is_err(),
+        "create refuses an existing key"
+    );
+    let entry = store.get(space::CERTIFICATES, "c1").await.unwrap().unwrap();
+    assert_eq!((entry.value.as_slice(), entry.revision), (&b"one"[..], rev));
+
+    let next = store
+        .put(
+            space::CERTIFICATES,
+            "c1",
+            b"two".to_vec(),
+            Expect::Revision(rev),
+        )
+        .await
+        .unwrap();
+    let err = store
+        .put(
+            space::CERTIFICATES,
+            "c1",
+            b"stale".to_vec(),
+            Expect::Revision(rev),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::EntryConflict { .. }), "{err}");
+    assert_eq!(
+        store
+            .get(space::CERTIFICATES, "c1")
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        b"two"
+    );
+
+    store
+        .put(space::ACCOUNTS, "a", b"x".to_vec(), Expect::Any)
+        .await
+        .unwrap();
+    let listed = store.list(space::CERTIFICATES).await.unwrap();
+    assert_eq!(listed.len(), 1, "spaces are separate");
+
+    store
+        .delete(space::CERTIFICATES, "c1", Expect::Revision(next))
+        .await
+        .unwrap();
+    assert!(store
+        .get(space::CERTIFICATES, "c1")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .delete(space::CERTIFICATES, "c1", Expect::Any)
+        .await
+        .is_err());
+}

@@ -1,0 +1,86 @@
+//! Keys, CSRs and what we read back from an issued chain.
+
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::Error;
+
+/// A fresh ECDSA P-256 key: fast handshakes, accepted by every public CA.
+pub(crate) fn generate_key() -> Result<KeyPair, Error> {
+    KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| Error::Material(format!("could not generate a key: {e}")))
+}
+
+/// PKCS#8 DER of a key, zeroed when dropped.
+pub(crate) fn key_der(key: &KeyPair) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(key.serialize_der())
+}
+
+/// A CSR for `names` (first = CN) signed by `key`.
+pub(crate) fn csr_der(names: &[String], key: &KeyPair) -> Result<Vec<u8>, Error> {
+    let mut params = CertificateParams::new(names.to_vec())
+        .map_err(|e| Error::Material(format!("names not usable in a CSR: {e}")))?;
+    let mut dn = DistinguishedName::new();
+    if let Some(cn) = names.first() {
+        dn.push(DnType::CommonName, cn.as_str());
+    }
+    params.distinguished_name = dn;
+    let csr = params
+        .serialize_request(key)
+        .map_err(|e| Error::Material(format!("could not build the CSR: {e}")))?;
+    Ok(csr.der().to_vec())
+}
+
+/// Facts about an issued leaf certificate, recorded with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeafFacts {
+    /// Validity start, Unix seconds.
+    pub not_before: i64,
+    /// Validity end, Unix seconds.
+    pub not_after: i64,
+    /// Serial, lower-case hex without leading zeros stripped.
+    pub serial: String,
+    /// SHA-256 of the DER, lower-case hex.
+    pub fingerprint_sha256: String,
+    /// DNS names in the subjectAltName.
+    pub names: Vec<String>,
+}
+
+/// Reads the leaf of a PEM chain.
+pub fn leaf_facts(chain_pem: &str) -> Result<LeafFacts, Error> {
+    let leaf = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+        .next()
+        .ok_or_else(|| Error::Material("the chain holds no certificate".into()))?
+        .map_err(|e| Error::Material(format!("the chain is not valid PEM: {e}")))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref())
+        .map_err(|e| Error::Material(format!("could not parse the leaf: {e}")))?;
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            if let x509_parser::extensions::GeneralName::DNSName(dns) = name {
+                names.push(dns.to_ascii_lowercase());
+            }
+        }
+    }
+    Ok(LeafFacts {
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
+        serial: hex(cert.raw_serial()).trim_start_matches('0').to_owned(),
+        fingerprint_sha256: hex(&Sha256::digest(leaf.as_ref())),
+        names,
+    })
+}
+
+/// Lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
