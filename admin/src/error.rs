@@ -1,6 +1,6 @@
 use std::net::SocketAddr;
 
-/// Errors from the admin API.
+/// Errors from starting the admin API.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -13,4 +13,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The admin token could not be created or read.
+    #[error("admin token: {0}")]
+    Token(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] portcullis_config::Error),
 }

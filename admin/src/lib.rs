@@ -1,11 +1,15 @@
 //! The Portcullis control plane: the admin HTTP API.
 //!
-//! This first cut serves the health endpoints that orchestrators and load
-//! balancers probe; the API proper grows on the same listener.
+//! Health endpoints for orchestrators, and the certificate API the CLI
+//! drives, authenticated by bearer tokens stored hashed.
 
+mod api_error;
+mod certificates;
 mod error;
 mod health;
+mod json;
 mod server;
+pub mod tokens;
 
 pub use error::Error;
 pub use server::{AdminServer, AdminState};

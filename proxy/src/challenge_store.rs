@@ -68,3 +68,36 @@ impl ChallengeStore {
         self.tls_alpn01.load().get(name).cloned()
     }
 }
+
+// === impl ChallengeResponder ===
+
+impl portcullis_acme::ChallengeResponder for ChallengeStore {
+    fn publish_http01(&self, token: &str, key_authorization: &str) {
+        ChallengeStore::publish_http01(self, token, key_authorization);
+    }
+
+    fn remove_http01(&self, token: &str) {
+        ChallengeStore::remove_http01(self, token);
+    }
+
+    fn publish_tls_alpn01(
+        &self,
+        name: &str,
+        certificate: rustls_pki_types::CertificateDer<'static>,
+        key: rustls_pki_types::PrivateKeyDer<'static>,
+    ) -> Result<(), portcullis_acme::Error> {
+        // Built with `CertifiedKey::new`: the parsing constructors refuse the
+        // critical acmeIdentifier extension RFC 8737 requires.
+        let signing_key = crate::default_crypto_provider()
+            .key_provider
+            .load_private_key(key)
+            .map_err(|e| portcullis_acme::Error::Material(format!("challenge key: {e}")))?;
+        let certified = CertifiedKey::new(vec![certificate], signing_key);
+        ChallengeStore::publish_tls_alpn01(self, name, Arc::new(certified));
+        Ok(())
+    }
+
+    fn remove_tls_alpn01(&self, name: &str) {
+        ChallengeStore::remove_tls_alpn01(self, name);
+    }
+}

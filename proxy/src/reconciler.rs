@@ -30,6 +30,7 @@ pub struct Reconciler {
     dynamic_dir: PathBuf,
     file_layers: Vec<Layer>,
     store_layer: Layer,
+    certificates: Option<portcullis_acme::Manager>,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -49,7 +50,15 @@ impl Reconciler {
             dynamic_dir,
             file_layers: Vec::new(),
             store_layer: Layer::default(),
+            certificates: None,
         }
+    }
+
+    /// Asks `manager` for a certificate for every router with a `tls_issuer`
+    /// after each applied change (Traefik's certResolver, Caddy's automatic HTTPS).
+    pub fn with_certificates(mut self, manager: portcullis_acme::Manager) -> Self {
+        self.certificates = Some(manager);
+        self
     }
 
     /// Loads both sources, applies them, and spawns a task that follows
@@ -89,7 +98,7 @@ impl Reconciler {
         let revisions = self.store.watch();
         self.reload_files();
         self.store_layer = self.store.snapshot().await?.to_layer();
-        self.apply();
+        self.apply().await;
         Ok(tokio::spawn(self.follow(watcher, events, revisions)))
     }
 
@@ -105,7 +114,7 @@ impl Reconciler {
                     tokio::time::sleep(FILE_DEBOUNCE).await;
                     while events.try_recv().is_ok() {}
                     if self.reload_files() {
-                        self.apply();
+                        self.apply().await;
                     }
                 }
                 changed = revisions.changed() => {
@@ -113,9 +122,12 @@ impl Reconciler {
                         return;
                     }
                     match self.store.snapshot().await {
+                        // Other writes (certificate records, secrets) also move
+                        // the revision; only a change of routes needs a rebuild.
+                        Ok(snapshot) if snapshot.to_layer() == self.store_layer => {}
                         Ok(snapshot) => {
                             self.store_layer = snapshot.to_layer();
-                            self.apply();
+                            self.apply().await;
                         }
                         Err(error) => tracing::error!(%error, "could not read the store; keeping the current routes"),
                     }
@@ -139,7 +151,7 @@ impl Reconciler {
         }
     }
 
-    fn apply(&self) {
+    async fn apply(&self) {
         let layers = self
             .file_layers
             .iter()
@@ -147,16 +159,23 @@ impl Reconciler {
         let applied = DesiredState::merge(layers)
             .map_err(Error::from)
             .and_then(|state| self.plane.apply(&state).map(|()| state));
-        match applied {
-            Ok(state) => tracing::info!(
-                services = state.services.len(),
-                routers = state.routers.len(),
-                certificates = state.certificates.len(),
-                generation = self.plane.generation(),
-                "configuration applied"
-            ),
+        let state = match applied {
+            Ok(state) => state,
             Err(error) => {
-                tracing::error!(%error, "configuration refused; the last good configuration keeps serving")
+                tracing::error!(%error, "configuration refused; the last good configuration keeps serving");
+                return;
+            }
+        };
+        tracing::info!(
+            services = state.services.len(),
+            routers = state.routers.len(),
+            certificates = state.certificates.len(),
+            generation = self.plane.generation(),
+            "configuration applied"
+        );
+        if let Some(manager) = &self.certificates {
+            if let Err(error) = manager.ensure_router_certificates(&state).await {
+                tracing::error!(%error, "could not reconcile router certificates");
             }
         }
     }
