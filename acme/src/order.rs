@@ -94,6 +94,9 @@ pub(crate) async fn run(
                 )));
             };
             let key_authorization = handle.key_authorization();
+            // A challenge a previous process already set ready (before a
+            // crash) must still be answered, but not be set ready twice.
+            let needs_ready = handle.status == instant_acme::ChallengeStatus::Pending;
             // RFC 8555 §7.5.1: the response must be in place before the CA is told to check.
             match challenge {
                 ChallengeType::Http01 => {
@@ -111,7 +114,9 @@ pub(crate) async fn run(
                     ));
                 }
             }
-            handle.set_ready().await?;
+            if needs_ready {
+                handle.set_ready().await?;
+            }
         }
     }
     let status = order.poll_ready(&retry_policy()).await?;

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod acme;
 mod config_errors;
 mod file_provider;
 mod forwarding;

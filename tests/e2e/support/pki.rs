@@ -104,6 +104,9 @@ impl Pki {
             None => builder.with_no_client_auth(),
         };
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        // Tests look at the certificate served now; a resumed session would
+        // report the one from its first handshake.
+        config.resumption = rustls::client::Resumption::disabled();
         Arc::new(config)
     }
 }
@@ -161,6 +164,7 @@ pub fn insecure_client_config(alpn: &[&[u8]]) -> Arc<ClientConfig> {
         .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config.resumption = rustls::client::Resumption::disabled();
     Arc::new(config)
 }
 

@@ -31,11 +31,23 @@ impl Server {
 
     /// Like [`Server::start`], in an existing directory (to restart with the same state).
     pub fn start_in(dir: tempfile::TempDir, extra: &str) -> Self {
+        Self::start_on(dir, extra, 0, 0)
+    }
+
+    /// Starts with fixed `web` and `websecure` ports (an ACME server must
+    /// know where to send its validation requests).
+    pub fn start_on(
+        dir: tempfile::TempDir,
+        extra: &str,
+        web_port: u16,
+        websecure_port: u16,
+    ) -> Self {
+        std::fs::create_dir_all(dir.path().join("data/dynamic")).unwrap();
         let config = dir.path().join("portcullis.toml");
         std::fs::write(
             &config,
             format!(
-                "data_dir = \"{data}\"\n{extra}\n[entrypoints.web]\naddress = \"127.0.0.1:0\"\n[entrypoints.websecure]\naddress = \"127.0.0.1:0\"\n[admin]\naddress = \"127.0.0.1:0\"\n",
+                "data_dir = \"{data}\"\n[entrypoints.web]\naddress = \"127.0.0.1:{web_port}\"\n[entrypoints.websecure]\naddress = \"127.0.0.1:{websecure_port}\"\n[admin]\naddress = \"127.0.0.1:0\"\n{extra}\n",
                 data = dir.path().join("data").display()
             ),
         )
@@ -90,6 +102,87 @@ impl Server {
         };
         server.wait_for_log("configuration applied", Duration::from_secs(10));
         server
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("portcullis.toml")
+    }
+
+    /// The admin token the server wrote on first start.
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    /// Calls the admin API with the admin token; returns status and JSON body.
+    pub async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (http::StatusCode, serde_json::Value) {
+        self.api_as(&self.token(), method, path, body).await
+    }
+
+    /// Calls the admin API with `token`.
+    pub async fn api_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (http::StatusCode, serde_json::Value) {
+        use http_body_util::BodyExt;
+        let tcp = tokio::net::TcpStream::connect(self.admin).await.unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "admin")
+            .header("content-type", "application/json");
+        if !token.is_empty() {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let response = sender
+            .send_request(
+                request
+                    .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (status, json)
+    }
+
+    /// Polls a certificate until it leaves pending/issuing/renewing; returns the record.
+    pub async fn wait_certificate(&self, id: &str, timeout: Duration) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let (status, cert) = self
+                .api("GET", &format!("/api/v1/acme/certificates/{id}"), None)
+                .await;
+            assert_eq!(status, 200, "{cert}");
+            let state = cert["status"].as_str().unwrap_or_default();
+            if !matches!(state, "pending" | "issuing" | "renewing") {
+                return cert;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "certificate {id} still {state}:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -165,7 +258,7 @@ impl Server {
         }
     }
 
-    /// Stops the process and hands back its directory, for a restart.
+    /// Stops the process (SIGKILL) and hands back its directory, for a restart.
     pub fn into_dir(mut self) -> tempfile::TempDir {
         let _ = self.child.kill();
         let _ = self.child.wait();
