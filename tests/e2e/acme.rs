@@ -55,6 +55,14 @@ impl Lab {
         }
     }
 
+    /// Kills Portcullis and starts it again on the same state and ports.
+    fn restart(self) -> Self {
+        Self {
+            server: self.server.restart(),
+            ..self
+        }
+    }
+
     async fn issue(&self, body: Value) -> Value {
         let (status, cert) = self.server.api("POST", CERTS, Some(body)).await;
         assert!(status == 202 || status == 200, "{status}: {cert}");
@@ -303,26 +311,7 @@ async fn restart_keeps_the_account_and_the_certificates() {
     let cert = lab
         .issue(json!({"common_name": "keep.example.test", "issuer": "pebble"}))
         .await;
-    let Lab {
-        pebble,
-        server,
-        web_port,
-        websecure_port,
-    } = lab;
-    let config = std::fs::read_to_string(server.config_path()).unwrap();
-    let dir = server.into_dir();
-    let extra = config
-        .split_once("[admin]\naddress = \"127.0.0.1:0\"\n")
-        .unwrap()
-        .1
-        .to_owned();
-    let server = Server::start_on(dir, &extra, web_port, websecure_port);
-    let lab = Lab {
-        pebble,
-        server,
-        web_port,
-        websecure_port,
-    };
+    let lab = lab.restart();
 
     // Served at once from the store, no new order.
     let client = lab.client(&[b"http/1.1"]).await;
@@ -429,19 +418,8 @@ async fn kill_9_during_issuance_resumes_the_same_record() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     lab.server.signal("KILL");
 
-    let Lab {
-        pebble,
-        server,
-        web_port,
-        websecure_port,
-    } = lab;
-    let config = std::fs::read_to_string(server.config_path()).unwrap();
-    let extra = config
-        .split_once("[admin]\naddress = \"127.0.0.1:0\"\n")
-        .unwrap()
-        .1
-        .to_owned();
-    let server = Server::start_on(server.into_dir(), &extra, web_port, websecure_port);
+    let Lab { pebble, server, .. } = lab;
+    let server = server.restart();
     tarpit.open();
     server.wait_for_log("resuming unfinished issuance", Duration::from_secs(10));
     let done = server.wait_certificate(&id, ISSUE_TIMEOUT).await;

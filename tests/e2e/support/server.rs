@@ -52,6 +52,17 @@ impl Server {
             ),
         )
         .unwrap();
+        Self::launch(dir)
+    }
+
+    /// Kills the process (SIGKILL, as a crash would) and starts it again with
+    /// the same config and state.
+    pub fn restart(self) -> Self {
+        Self::launch(self.into_dir())
+    }
+
+    fn launch(dir: tempfile::TempDir) -> Self {
+        let config = dir.path().join("portcullis.toml");
         let mut child = Command::new(binary())
             .args(["serve", "--config"])
             .arg(&config)
