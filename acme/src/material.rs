@@ -84,3 +84,71 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
             s
         })
 }
+
+/// RFC 9773 §4.1: the ARI identifier of the leaf in `chain_pem`, built from
+/// its Authority Key Identifier and its DER serial; `None` without an AKI.
+pub(crate) fn ari_identifier(
+    chain_pem: &str,
+) -> Option<instant_acme::CertificateIdentifier<'static>> {
+    let leaf = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+        .next()?
+        .ok()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    let aki = cert
+        .extensions()
+        .iter()
+        .find_map(|ext| match ext.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                aki.key_identifier.as_ref().map(|k| k.0.to_vec())
+            }
+            _ => None,
+        })?;
+    Some(
+        instant_acme::CertificateIdentifier::new(
+            rustls_pki_types::Der::from_slice(&aki),
+            rustls_pki_types::Der::from_slice(cert.raw_serial()),
+        )
+        .into_owned(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 9773 §4.1's own example.
+    #[test]
+    fn ari_identifier_matches_the_rfc_example() {
+        let aki = [
+            0x69, 0x88, 0x5B, 0x6B, 0x87, 0x46, 0x40, 0x41, 0xE1, 0xB3, 0x7B, 0x84, 0x7B, 0xA0,
+            0xAE, 0x2C, 0xDE, 0x01, 0xC8, 0xD4,
+        ];
+        let serial = [0x00, 0x87, 0x65, 0x43, 0x21];
+        let id = instant_acme::CertificateIdentifier::new(
+            rustls_pki_types::Der::from_slice(&aki),
+            rustls_pki_types::Der::from_slice(&serial),
+        );
+        assert_eq!(id.to_string(), "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
+    }
+
+    #[test]
+    fn ari_identifier_reads_aki_and_serial_from_a_chain() {
+        let ca_key = generate_key().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(vec![1, 2, 3, 4]);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let key = generate_key().unwrap();
+        let mut leaf = CertificateParams::new(vec!["a.test".to_owned()]).unwrap();
+        leaf.use_authority_key_identifier_extension = true;
+        leaf.serial_number = Some(rcgen::SerialNumber::from_slice(&[
+            0x00, 0x87, 0x65, 0x43, 0x21,
+        ]));
+        let leaf = leaf.signed_by(&key, &ca_cert, &ca_key).unwrap();
+        let id = ari_identifier(&leaf.pem()).unwrap();
+        assert_eq!(id.to_string(), "AQIDBA.AIdlQyE");
+        let facts = leaf_facts(&leaf.pem()).unwrap();
+        assert_eq!(facts.names, vec!["a.test"]);
+        assert_eq!(facts.serial, "87654321");
+    }
+}

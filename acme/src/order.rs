@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use instant_acme::{
-    Account, AuthorizationStatus, ChallengeType as AcmeChallenge, Identifier, NewOrder,
-    OrderStatus, RetryPolicy,
+    Account, AuthorizationStatus, CertificateIdentifier, ChallengeType as AcmeChallenge,
+    Identifier, NewOrder, OrderStatus, RetryPolicy,
 };
 use portcullis_config::model::ChallengeType;
 use rcgen::KeyPair;
@@ -54,12 +54,17 @@ pub(crate) async fn run(
     names: &[String],
     challenge: ChallengeType,
     profile: Option<&str>,
+    replaces: Option<CertificateIdentifier<'_>>,
     responder: &dyn ChallengeResponder,
 ) -> Result<Issued, Error> {
     let identifiers: Vec<Identifier> = names.iter().map(|n| Identifier::Dns(n.clone())).collect();
     let mut new_order = NewOrder::new(&identifiers);
     if let Some(profile) = profile {
         new_order = new_order.profile(profile);
+    }
+    if let Some(replaces) = replaces {
+        // RFC 9773 §5: tell the CA which certificate this order renews.
+        new_order = new_order.replaces(replaces);
     }
     let mut order = account.new_order(&new_order).await?;
     let mut published = Published {

@@ -242,6 +242,22 @@ async fn renewal_replaces_the_served_certificate_while_requests_succeed() {
     let certs = list["certificates"].as_array().unwrap();
     assert_eq!(certs.len(), 1, "renewal keeps one record: {list}");
     assert_eq!(certs[0]["owner"], "router:app");
+    assert_eq!(certs[0]["auto_renew"], true);
+
+    // Removing the router stops renewal.
+    std::fs::remove_file(lab.server.dynamic_dir().join("app.toml")).unwrap();
+    let id = certs[0]["id"].as_str().unwrap().to_owned();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            lab.server
+                .api("GET", &format!("{CERTS}/{id}"), None)
+                .await
+                .1["auto_renew"]
+                == false
+        })
+        .await,
+        "renewal continued after the router was removed"
+    );
 }
 
 async fn https_get_checked(addr: std::net::SocketAddr, client: Arc<rustls::ClientConfig>) -> Reply {
@@ -751,4 +767,46 @@ async fn cli_issues_lists_renews_and_revokes() {
         })
         .unwrap();
     assert!(!ok && err.contains("401"), "{err}");
+}
+
+#[test]
+fn the_secret_key_can_come_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("p.toml");
+    std::fs::write(
+        &config,
+        format!("data_dir = \"{}\"\n", dir.path().join("data").display()),
+    )
+    .unwrap();
+    let export = |key: &str| {
+        std::process::Command::new(server::binary())
+            .args(["ca", "export", "--config"])
+            .arg(&config)
+            .env("PORTCULLIS_SECRET_KEY", key)
+            .output()
+            .unwrap()
+    };
+    let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // 32 bytes
+    let first = export(key);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        !dir.path().join("data/secret.key").exists(),
+        "no key file when the key comes from the environment"
+    );
+    assert_eq!(
+        export(key).stdout,
+        first.stdout,
+        "the same root is read back"
+    );
+
+    let other = export("ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=");
+    assert!(!other.status.success());
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(stderr.contains("cannot be opened"), "{stderr}");
+    let bad = export("not-a-key");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("PORTCULLIS_SECRET_KEY"));
 }

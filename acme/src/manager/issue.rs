@@ -11,7 +11,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
 use super::Manager;
-use crate::material::{key_der, leaf_facts};
+use crate::material::{ari_identifier, key_der, leaf_facts};
 use crate::order::{self, Issued};
 use crate::window::backoff_seconds;
 use crate::{unix_now, Error};
@@ -119,11 +119,17 @@ impl Manager {
                             });
                         }
                     }
+                    // Only a CA that gave us a renewal window speaks ARI.
+                    let replaces = (record.status == CertStatus::Renewing
+                        && record.ari_window_start.is_some())
+                    .then(|| record.chain_pem.as_deref().and_then(ari_identifier))
+                    .flatten();
                     order::run(
                         &account,
                         &names,
                         record.challenge_type,
                         profile.as_deref(),
+                        replaces,
                         self.inner.responder.as_ref(),
                     )
                     .await

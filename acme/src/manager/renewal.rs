@@ -20,6 +20,9 @@ impl Manager {
             if !record.auto_renew || record.retry_after.is_some_and(|t| t > now) {
                 continue;
             }
+            if record.status == CertStatus::Valid {
+                self.refresh_renewal_window(&mut record).await;
+            }
             let next = match (record.status, record.not_before, record.not_after) {
                 (CertStatus::Valid, Some(before), Some(after))
                     if is_due(now, before, after, renew_before, record.ari_window_start) =>
@@ -58,5 +61,69 @@ impl Manager {
                 .await;
             }
         })
+    }
+}
+
+impl Manager {
+    /// RFC 9773: asks the CA for its suggested renewal window and records a
+    /// uniformly random point inside it. Silent when the CA has no ARI
+    /// (instant-acme answers `Unsupported` without a request).
+    async fn refresh_renewal_window(
+        &self,
+        record: &mut portcullis_config::model::CertificateRecord,
+    ) {
+        let Some(issuer_name) = record.issued_by.as_deref() else {
+            return;
+        };
+        let Some(issuer) = self.inner.settings.issuer(issuer_name) else {
+            return;
+        };
+        if !matches!(
+            issuer.kind,
+            portcullis_config::settings::IssuerKind::Acme { .. }
+        ) {
+            return;
+        }
+        let Some(identifier) = record
+            .chain_pem
+            .as_deref()
+            .and_then(crate::material::ari_identifier)
+        else {
+            return;
+        };
+        let account = match self
+            .inner
+            .accounts
+            .get(
+                issuer,
+                record.acme_email.as_deref(),
+                &self.inner.secrets,
+                self.inner.store.as_ref(),
+            )
+            .await
+        {
+            Ok(account) => account,
+            Err(error) => {
+                tracing::debug!(id = %record.id, %error, "no account for renewal information");
+                return;
+            }
+        };
+        match account.renewal_info(&identifier).await {
+            Ok((info, _retry_after)) => {
+                let start = info.suggested_window.start.unix_timestamp();
+                let end = info.suggested_window.end.unix_timestamp().max(start);
+                let chosen = start + ((end - start) as f64 * rand::random::<f64>()) as i64;
+                if record.ari_window_start.is_none_or(|t| t < start || t > end) {
+                    record.ari_window_start = Some(chosen);
+                    if let Err(error) = self.save(record, Expect::Any).await {
+                        tracing::warn!(id = %record.id, %error, "could not store the renewal window");
+                    }
+                }
+            }
+            Err(instant_acme::Error::Unsupported(_)) => {}
+            Err(error) => {
+                tracing::debug!(id = %record.id, %error, "renewal information unavailable")
+            }
+        }
     }
 }
