@@ -349,6 +349,7 @@ async fn restart_keeps_the_account_and_the_certificates() {
 
     // A new issuance uses the same ACME account.
     let accounts_before = lab.pebble.logs().matches("/sign-me-up").count();
+    assert!(accounts_before >= 1, "pebble logs no account creation:\n{}", lab.pebble.logs());
     lab.issue(json!({"common_name": "more.example.test", "issuer": "pebble"}))
         .await;
     assert_eq!(
