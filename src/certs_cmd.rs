@@ -42,6 +42,9 @@ pub(crate) enum CertsCommand {
         /// Return at once instead of waiting.
         #[arg(long)]
         no_wait: bool,
+        /// Approve the plan too (needs `plans.approve`).
+        #[arg(long)]
+        approve: bool,
     },
     /// Renew now and wait for the new certificate.
     Renew {
@@ -55,6 +58,9 @@ pub(crate) enum CertsCommand {
     Revoke {
         /// Certificate id.
         id: String,
+        /// Approve the plan too (needs `plans.approve`).
+        #[arg(long)]
+        approve: bool,
     },
 }
 
@@ -80,6 +86,7 @@ pub(crate) async fn run(command: CertsCommand, target: &Target) -> anyhow::Resul
             challenge,
             email,
             no_wait,
+            approve,
         } => {
             let body = json!({
                 "common_name": name,
@@ -88,16 +95,27 @@ pub(crate) async fn run(command: CertsCommand, target: &Target) -> anyhow::Resul
                 "challenge_type": challenge,
                 "acme_email": email,
             });
-            let cert = client.post(BASE, Some(body)).await?;
-            finish(&client, cert, no_wait).await?;
+            let answer = client.post(BASE, Some(body)).await?;
+            if let Some(cert) = crate::plans_cmd::settle(&client, &answer, approve).await? {
+                finish(&client, cert, no_wait).await?;
+            }
         }
         CertsCommand::Renew { id, no_wait } => {
             let cert = client.post(&format!("{BASE}/{id}/renew"), None).await?;
             finish(&client, cert, no_wait).await?;
         }
-        CertsCommand::Revoke { id } => {
-            let cert = client.post(&format!("{BASE}/{id}/revoke"), None).await?;
-            println!("{} revoked", cert["id"].as_str().unwrap_or(&id));
+        CertsCommand::Revoke { id, approve } => {
+            let answer = client.post(&format!("{BASE}/{id}/revoke"), None).await?;
+            if crate::plans_cmd::settle(&client, &answer, approve)
+                .await?
+                .is_some()
+            {
+                let cert = client.get(&format!("{BASE}/{id}")).await?;
+                println!("{id} {}", cert["status"].as_str().unwrap_or("unknown"));
+                if cert["status"] != "revoked" {
+                    bail!("{id} was not revoked");
+                }
+            }
         }
     }
     Ok(())

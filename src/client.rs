@@ -83,6 +83,10 @@ impl AdminClient {
         self.call(Method::POST, path, body).await
     }
 
+    pub(crate) async fn delete(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        self.call(Method::DELETE, path, None).await
+    }
+
     async fn call(
         &self,
         method: Method,
@@ -109,8 +113,22 @@ impl AdminClient {
             serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
         if !status.is_success() {
             let message = value["error"]["message"].as_str().unwrap_or("no details");
-            if status == StatusCode::UNAUTHORIZED {
-                bail!("{status}: {message}");
+            let fields: Vec<String> = value["error"]["fields"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|f| {
+                            format!(
+                                "\n  {}: {}",
+                                f["field"].as_str().unwrap_or_default(),
+                                f["message"].as_str().unwrap_or_default()
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if status == StatusCode::UNPROCESSABLE_ENTITY && !fields.is_empty() {
+                bail!("{status}:{}", fields.concat());
             }
             bail!("{status}: {message}");
         }

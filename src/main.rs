@@ -2,6 +2,7 @@
 
 mod certs_cmd;
 mod client;
+mod plans_cmd;
 mod serve;
 
 use std::io::IsTerminal;
@@ -41,6 +42,32 @@ enum Command {
         #[command(flatten)]
         target: client::Target,
     },
+    /// Publish a service on a public hostname (a plan; see `plans`).
+    Expose {
+        #[command(flatten)]
+        args: plans_cmd::ExposeArgs,
+        #[command(flatten)]
+        target: client::Target,
+    },
+    /// Plans awaiting approval, running, done.
+    Plans {
+        #[command(subcommand)]
+        command: plans_cmd::PlansCommand,
+        #[command(flatten)]
+        target: client::Target,
+    },
+    /// The routes monitor: certificates, host rules, routers, public URLs.
+    Routes {
+        #[command(flatten)]
+        target: client::Target,
+    },
+    /// Admin API tokens.
+    Token {
+        #[command(subcommand)]
+        command: plans_cmd::TokenCommand,
+        #[command(flatten)]
+        target: client::Target,
+    },
     /// The internal CA.
     Ca {
         #[command(subcommand)]
@@ -63,6 +90,18 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => check_config(&file),
         Command::Certs { command, target } => {
             client_runtime().and_then(|rt| rt.block_on(certs_cmd::run(command, &target)))
+        }
+        Command::Expose { args, target } => {
+            client_runtime().and_then(|rt| rt.block_on(plans_cmd::expose(args, &target)))
+        }
+        Command::Plans { command, target } => {
+            client_runtime().and_then(|rt| rt.block_on(plans_cmd::plans(command, &target)))
+        }
+        Command::Routes { target } => {
+            client_runtime().and_then(|rt| rt.block_on(plans_cmd::routes(&target)))
+        }
+        Command::Token { command, target } => {
+            client_runtime().and_then(|rt| rt.block_on(plans_cmd::token(command, &target)))
         }
         Command::Ca {
             command: CaCommand::Export,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use portcullis_acme::{ChallengeResponder, Manager, SecretKey, Secrets};
-use portcullis_admin::{AdminServer, AdminState};
+use portcullis_admin::{AdminConfig, AdminServer, AdminState};
 use portcullis_config::{Settings, SqliteStore, Store};
 use portcullis_proxy::{DataPlane, DataPlaneOptions, Listeners, LoadedCertificate, Reconciler};
 use tokio::sync::watch;
@@ -20,6 +20,13 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("could not create {}", settings.dynamic_dir.display()))?;
     let store = open_store(&settings)?;
     let secrets = Secrets::new(secret_key(&settings)?, Arc::clone(&store));
+    let mtls_client_ca =
+        match &settings.mtls_client_ca {
+            Some(path) => Some(std::fs::read_to_string(path).with_context(|| {
+                format!("admin.mtls_client_ca: could not read {}", path.display())
+            })?),
+            None => None,
+        };
     let fallback = match &settings.default_certificate {
         Some(files) => Some(load_default_certificate(files)?),
         None => None,
@@ -34,6 +41,8 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         // The bound port, so that port 0 (tests) redirects correctly too.
         https_port: listeners.websecure_addr().port(),
         fallback,
+        unknown_host_status: http::StatusCode::from_u16(settings.unknown_host_status)
+            .unwrap_or(http::StatusCode::NOT_FOUND),
     })?;
     tracing::info!(entrypoint = %"web", address = %listeners.web_addr(), "listening");
     tracing::info!(entrypoint = %"websecure", address = %listeners.websecure_addr(), "listening");
@@ -72,6 +81,11 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         plane: Arc::clone(&plane),
         store: Arc::clone(&store),
         certificates: manager,
+        config: Arc::new(AdminConfig {
+            require_approval: settings.require_approval,
+            router_templates: settings.router_templates.clone(),
+            mtls_client_ca_pem: mtls_client_ca,
+        }),
     };
     let admin_task = tokio::spawn(admin.serve(admin_state, stopped(stop_rx.clone())));
     let proxy =

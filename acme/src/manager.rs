@@ -3,9 +3,10 @@
 mod issue;
 mod renewal;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use portcullis_config::histogram::{label, Histogram};
 use portcullis_config::model::{
     CertStatus, CertificateRecord, DesiredState, Entrypoint, HostPattern,
 };
@@ -64,6 +65,10 @@ struct Inner {
     running: Mutex<HashSet<String>>,
     /// Bumped whenever the set of certificates to serve changes.
     changed: watch::Sender<u64>,
+    /// Time from order start to a valid certificate.
+    issuance_seconds: Histogram,
+    /// Failed issuances by the issuer asked.
+    failures: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Manager {
@@ -84,6 +89,8 @@ impl Manager {
                 accounts: Accounts::default(),
                 running: Mutex::new(HashSet::new()),
                 changed: watch::channel(0).0,
+                issuance_seconds: Histogram::default(),
+                failures: Mutex::new(BTreeMap::new()),
             }),
         }
     }
@@ -91,6 +98,75 @@ impl Manager {
     /// The settings this manager runs with.
     pub fn settings(&self) -> &AcmeSettings {
         &self.inner.settings
+    }
+
+    /// Appends issuance metrics and per-certificate expiry in Prometheus text format.
+    pub async fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        out.push_str(
+            "# HELP portcullis_certificate_issuance_seconds Time to a valid certificate.\n",
+        );
+        out.push_str("# TYPE portcullis_certificate_issuance_seconds histogram\n");
+        self.inner
+            .issuance_seconds
+            .render(out, "portcullis_certificate_issuance_seconds", "");
+        out.push_str(
+            "# HELP portcullis_certificate_issuance_failures_total Failed issuances by issuer.\n",
+        );
+        out.push_str("# TYPE portcullis_certificate_issuance_failures_total counter\n");
+        let failures = self
+            .inner
+            .failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for (issuer, count) in failures {
+            let _ = writeln!(
+                out,
+                "portcullis_certificate_issuance_failures_total{{issuer=\"{}\"}} {count}",
+                label(&issuer)
+            );
+        }
+        let Ok(records) = self.list().await else {
+            return;
+        };
+        let now = unix_now();
+        out.push_str("# HELP portcullis_certificate_expiry_seconds Seconds until each certificate expires.\n");
+        out.push_str("# TYPE portcullis_certificate_expiry_seconds gauge\n");
+        let mut by_status: BTreeMap<&str, u64> = BTreeMap::new();
+        for record in &records {
+            *by_status.entry(record.status.as_str()).or_default() += 1;
+            if let (Some(not_after), CertStatus::Valid | CertStatus::Renewing) =
+                (record.not_after, record.status)
+            {
+                let _ = writeln!(
+                    out,
+                    "portcullis_certificate_expiry_seconds{{id=\"{}\",common_name=\"{}\"}} {}",
+                    record.id,
+                    label(&record.common_name),
+                    not_after - now
+                );
+            }
+        }
+        out.push_str("# HELP portcullis_certificates Certificate records by status.\n");
+        out.push_str("# TYPE portcullis_certificates gauge\n");
+        for status in CertStatus::ALL {
+            let _ = writeln!(
+                out,
+                "portcullis_certificates{{status=\"{status}\"}} {}",
+                by_status.get(status.as_str()).unwrap_or(&0)
+            );
+        }
+    }
+
+    fn record_failure(&self, issuer: &str) {
+        *self
+            .inner
+            .failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(issuer.to_owned())
+            .or_default() += 1;
     }
 
     /// Notified whenever the certificates to serve change.
@@ -255,6 +331,32 @@ impl Manager {
         self.notify();
         tracing::info!(id = %record.id, "certificate revoked");
         Ok(record)
+    }
+
+    /// Deletes a record and its key, for an operation that created it and
+    /// then failed (nothing half-done is left behind). Refused while an
+    /// order for it runs.
+    pub async fn remove(&self, id: &str) -> Result<(), Error> {
+        let record = self.get(id).await?;
+        if record.status.is_in_progress() {
+            return Err(Error::Lifecycle {
+                id: id.to_owned(),
+                source: portcullis_config::model::IllegalTransition {
+                    from: record.status,
+                    to: CertStatus::Failed,
+                },
+            });
+        }
+        self.inner
+            .store
+            .delete(space::CERTIFICATES, id, Expect::Any)
+            .await?;
+        if let Some(label) = &record.key_label {
+            self.inner.secrets.delete(label).await?;
+        }
+        self.notify();
+        tracing::info!(%id, "certificate record removed");
+        Ok(())
     }
 
     /// Restarts orders a previous process left unfinished (after a crash or

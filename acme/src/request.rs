@@ -40,6 +40,11 @@ pub(crate) struct Validated {
 }
 
 impl CertRequest {
+    /// Checks the request without acting on it (nothing is created).
+    pub fn check(&self, settings: &AcmeSettings) -> Result<(), Error> {
+        self.validate(settings).map(|_| ())
+    }
+
     /// Checks every field; the first problem is returned, naming its field.
     pub(crate) fn validate(&self, settings: &AcmeSettings) -> Result<Validated, Error> {
         let invalid =

@@ -5,12 +5,15 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 use serde::Serialize;
 
+use crate::expose::FieldError;
+
 /// An error answer: a status and a JSON body `{ "error": { "code", "message" } }`.
 #[derive(Debug)]
 pub(crate) struct ApiError {
     pub(crate) status: StatusCode,
     pub(crate) code: &'static str,
     pub(crate) message: String,
+    pub(crate) fields: Vec<FieldError>,
 }
 
 #[derive(Serialize)]
@@ -22,6 +25,8 @@ struct Body<'a> {
 struct Inner<'a> {
     code: &'a str,
     message: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    fields: &'a [FieldError],
 }
 
 impl ApiError {
@@ -30,6 +35,22 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            fields: Vec::new(),
+        }
+    }
+
+    /// 422 listing every rejected field.
+    pub(crate) fn invalid_fields(fields: Vec<FieldError>) -> Self {
+        let message = fields
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_request",
+            message,
+            fields,
         }
     }
 
@@ -64,6 +85,7 @@ impl ApiError {
             error: Inner {
                 code: self.code,
                 message: &self.message,
+                fields: &self.fields,
             },
         })
         .unwrap_or_default();
@@ -94,6 +116,17 @@ impl From<portcullis_acme::Error> for ApiError {
             tracing::error!(%error, "admin API request failed");
         }
         Self::new(status, code, error.to_string())
+    }
+}
+
+impl From<portcullis_config::Error> for ApiError {
+    fn from(error: portcullis_config::Error) -> Self {
+        tracing::error!(%error, "admin API store access failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; see the server log",
+        )
     }
 }
 

@@ -5,11 +5,14 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use portcullis_acme::{CertRequest, Manager};
-use portcullis_config::model::CertificateRecord;
+use portcullis_config::model::{CertStatus, CertificateRecord};
 use serde::Serialize;
 
 use crate::api_error::ApiError;
-use crate::json;
+use crate::plans::{self, CertRequestSpec, PlanKind, PlanStatus, Step};
+use crate::server::AdminState;
+use crate::tokens::TokenRecord;
+use crate::{json, plans_api};
 
 /// A certificate as the API shows it: the record minus internals, plus
 /// what operators ask first (every name, days left).
@@ -92,20 +95,87 @@ pub(crate) async fn show(manager: &Manager, id: &str) -> Result<Response<Full<By
     ))
 }
 
-/// 202 while issuance runs in the background, 200 when an existing certificate is reused.
+/// A certificate request becomes a plan; validated first (422 names the
+/// field). Without approval it runs at once and the answer carries the
+/// certificate it follows.
 pub(crate) async fn create(
-    manager: &Manager,
+    state: &AdminState,
+    token: &TokenRecord,
     body: Incoming,
-    owner: &str,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
     let request: CertRequest = json::read(body).await?;
-    let record = manager.request(&request, owner).await?;
-    let status = if record.status == portcullis_config::model::CertStatus::Valid {
-        StatusCode::OK
-    } else {
-        StatusCode::ACCEPTED
+    request.check(state.certificates.settings())?;
+    let names: Vec<String> = std::iter::once(&request.common_name)
+        .chain(&request.sans)
+        .cloned()
+        .collect();
+    let spec = CertRequestSpec {
+        common_name: request.common_name.clone(),
+        sans: request.sans.clone(),
+        issuer: request.issuer.clone(),
+        challenge_type: request.challenge_type.clone(),
+        acme_email: request.acme_email.clone(),
     };
-    Ok(json::ok(status, &CertificateView::new(&record, false)))
+    let step = Step::new(
+        "certificate",
+        format!(
+            "certificate for {} (a valid one is reused)",
+            names.join(", ")
+        ),
+    );
+    let id = plans_api::new_id();
+    if !state.config.require_approval {
+        // Placed now, under the plan's name, so that refusals (rate limit,
+        // bad issuer) come back as their own status; the plan then follows it.
+        state
+            .certificates
+            .request(&request, &format!("plan:{id}"))
+            .await?;
+    }
+    let kind = PlanKind::Certificate { request: spec };
+    let mut plan = plans_api::create_with_id(state, token, id, kind, vec![step]).await?;
+    // Wait briefly for the request to be accepted, so the answer names the certificate.
+    let mut certificate = None;
+    if plan.status == PlanStatus::Running {
+        for _ in 0..250 {
+            if let Some((current, _)) = plans::load(state.store.as_ref(), &plan.id).await? {
+                plan = current;
+            }
+            if let Some(id) = &plan.certificate_id {
+                certificate = state.certificates.get(id).await.ok();
+                break;
+            }
+            if plan.error.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    if let (Some(error), None) = (&plan.error, &certificate) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            error.clone(),
+        ));
+    }
+    let status = match &certificate {
+        Some(record) if record.status == CertStatus::Valid => StatusCode::OK,
+        _ => StatusCode::ACCEPTED,
+    };
+    Ok(json::ok(
+        status,
+        &PlanAndCertificate {
+            plan: &plan,
+            certificate: certificate.as_ref().map(|r| CertificateView::new(r, false)),
+        },
+    ))
+}
+
+/// A plan, with the certificate it concerns once known.
+#[derive(Serialize)]
+struct PlanAndCertificate<'a> {
+    plan: &'a plans::Plan,
+    certificate: Option<CertificateView<'a>>,
 }
 
 pub(crate) async fn renew(manager: &Manager, id: &str) -> Result<Response<Full<Bytes>>, ApiError> {
@@ -116,10 +186,56 @@ pub(crate) async fn renew(manager: &Manager, id: &str) -> Result<Response<Full<B
     ))
 }
 
-pub(crate) async fn revoke(manager: &Manager, id: &str) -> Result<Response<Full<Bytes>>, ApiError> {
-    let record = manager.revoke(id).await?;
+/// Revocation is irreversible, so it is a plan; refused up front (409) when
+/// the certificate cannot be revoked.
+pub(crate) async fn revoke(
+    state: &AdminState,
+    token: &TokenRecord,
+    id: &str,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let record = state.certificates.get(id).await?;
+    if let Err(source) = record.status.transition(CertStatus::Revoked) {
+        return Err(portcullis_acme::Error::Lifecycle {
+            id: id.to_owned(),
+            source,
+        }
+        .into());
+    }
+    let step = Step::new(
+        "revoke",
+        format!(
+            "revoke certificate {id} ({}) at {}",
+            record.names().join(", "),
+            record.issued_by.as_deref().unwrap_or(&record.issuer)
+        ),
+    );
+    let kind = PlanKind::Revoke {
+        certificate: id.to_owned(),
+    };
+    let mut plan = plans_api::create(state, token, kind, vec![step]).await?;
+    if plan.status == PlanStatus::Running {
+        // Revocation is one call: wait for it so the answer is final.
+        for _ in 0..500 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            if let Some((current, _)) = plans::load(state.store.as_ref(), &plan.id).await? {
+                plan = current;
+            }
+            if plan.status != PlanStatus::Running {
+                break;
+            }
+        }
+    }
+    let certificate = state.certificates.get(id).await?;
+    let status = if plan.status == PlanStatus::Failed {
+        StatusCode::BAD_GATEWAY
+    } else {
+        StatusCode::OK
+    };
     Ok(json::ok(
-        StatusCode::OK,
-        &CertificateView::new(&record, false),
+        status,
+        &PlanAndCertificate {
+            plan: &plan,
+            certificate: Some(CertificateView::new(&certificate, false)),
+        },
     ))
 }

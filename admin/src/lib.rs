@@ -1,15 +1,24 @@
 //! The Portcullis control plane: the admin HTTP API.
 //!
-//! Health endpoints for orchestrators, and the certificate API the CLI
-//! drives, authenticated by bearer tokens stored hashed.
+//! Health and metrics for orchestrators; the certificate API; the expose
+//! operation with approval plans; the routes monitor; tokens with
+//! permissions (stored hashed); the audit log.
 
 mod api_error;
+mod audit;
 mod certificates;
 mod error;
+mod executor;
+mod expose;
 mod health;
+mod ingress;
 mod json;
+mod metrics;
+mod plans;
+mod plans_api;
 mod server;
 pub mod tokens;
+mod tokens_api;
 
 pub use error::Error;
-pub use server::{AdminServer, AdminState};
+pub use server::{AdminConfig, AdminServer, AdminState};

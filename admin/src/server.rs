@@ -19,17 +19,31 @@ use tokio::net::TcpListener;
 
 use crate::api_error::ApiError;
 use crate::tokens::{self, TokenRecord, ACME_MANAGE, ACME_READ};
-use crate::{certificates, health, Error};
+use crate::{audit, certificates, health, ingress, plans_api, tokens_api, Error};
+
+/// Settings of the control plane.
+#[derive(Debug, Clone, Default)]
+pub struct AdminConfig {
+    /// Whether plans wait for approval.
+    pub require_approval: bool,
+    /// Router templates by name.
+    pub router_templates:
+        std::collections::BTreeMap<String, portcullis_config::model::template::RouterTemplate>,
+    /// PEM of the CA that template mTLS routers verify clients against.
+    pub mtls_client_ca_pem: Option<String>,
+}
 
 /// What the admin handlers read.
 #[derive(Clone)]
 pub struct AdminState {
-    /// The data plane, for readiness.
+    /// The data plane, for readiness and the routes monitor.
     pub plane: Arc<DataPlane>,
-    /// The store: tokens and records.
+    /// The store: tokens, plans, audit.
     pub store: Arc<dyn Store>,
     /// Certificates.
     pub certificates: Manager,
+    /// Settings.
+    pub config: Arc<AdminConfig>,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -60,8 +74,10 @@ impl AdminServer {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
-    /// Serves until `shutdown` completes.
+    /// Serves until `shutdown` completes. Plans a previous process left
+    /// running are settled first.
     pub async fn serve(self, state: AdminState, shutdown: impl Future<Output = ()> + Send) {
+        crate::executor::recover(&state).await;
         let state = Arc::new(state);
         let accept = async {
             loop {
@@ -102,38 +118,102 @@ async fn dispatch(
 ) -> Result<Response<Full<Bytes>>, ApiError> {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let query = request.uri().query().map(str::to_owned);
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match (&method, segments.as_slice()) {
-        (&Method::GET | &Method::HEAD, ["healthz"]) => Ok(health::healthz()),
-        (&Method::GET | &Method::HEAD, ["readyz"]) => Ok(health::readyz(state)),
-        (_, ["api", "v1", "acme", "certificates", rest @ ..]) => {
-            let token = authenticate(state, &request).await?;
-            let manager = &state.certificates;
-            match (&method, rest) {
-                (&Method::GET, []) => {
-                    require(&token, ACME_READ)?;
-                    certificates::list(manager).await
-                }
-                (&Method::POST, []) => {
-                    require(&token, ACME_MANAGE)?;
-                    certificates::create(manager, request.into_body(), "api").await
-                }
-                (&Method::GET, [id]) => {
-                    require(&token, ACME_READ)?;
-                    certificates::show(manager, id).await
-                }
-                (&Method::POST, [id, "renew"]) => {
-                    require(&token, ACME_MANAGE)?;
-                    certificates::renew(manager, id).await
-                }
-                (&Method::POST, [id, "revoke"]) => {
-                    require(&token, ACME_MANAGE)?;
-                    certificates::revoke(manager, id).await
-                }
-                _ => Err(method_or_path(&method)),
-            }
+    let (get, post, delete) = (
+        method == Method::GET || method == Method::HEAD,
+        method == Method::POST,
+        method == Method::DELETE,
+    );
+    match segments.as_slice() {
+        ["healthz"] if get => return Ok(health::healthz()),
+        ["readyz"] if get => return Ok(health::readyz(state)),
+        ["metrics"] if get => return Ok(crate::metrics::render(state).await),
+        ["api", "v1", ..] => {}
+        _ => return Err(ApiError::not_found("route")),
+    }
+    let token = authenticate(state, &request).await?;
+    let manager = &state.certificates;
+    match &segments[2..] {
+        ["acme", "certificates"] if get => {
+            require(&token, ACME_READ)?;
+            certificates::list(manager).await
         }
-        _ => Err(ApiError::not_found("route")),
+        ["acme", "certificates"] if post => {
+            require(&token, ACME_MANAGE)?;
+            certificates::create(state, &token, request.into_body()).await
+        }
+        ["acme", "certificates", id] if get => {
+            require(&token, ACME_READ)?;
+            certificates::show(manager, id).await
+        }
+        ["acme", "certificates", id, "renew"] if post => {
+            require(&token, ACME_MANAGE)?;
+            audit::record(
+                state.store.as_ref(),
+                &token.name,
+                "certificate.renew",
+                id,
+                "ok",
+                None,
+            )
+            .await;
+            certificates::renew(manager, id).await
+        }
+        ["acme", "certificates", id, "revoke"] if post => {
+            require(&token, ACME_MANAGE)?;
+            certificates::revoke(state, &token, id).await
+        }
+        ["ingress", "expose"] if post => {
+            require(&token, tokens::INGRESS_MANAGE)?;
+            ingress::expose(state, &token, request.into_body()).await
+        }
+        ["ingress", "routes"] if get => {
+            require(&token, tokens::INGRESS_READ)?;
+            ingress::routes(state).await
+        }
+        ["proxy", "compose"] if post => {
+            require(&token, tokens::INGRESS_MANAGE)?;
+            ingress::compose(state, request.into_body()).await
+        }
+        ["plans"] if get => {
+            require_any(
+                &token,
+                &[tokens::INGRESS_READ, ACME_READ, tokens::PLANS_APPROVE],
+            )?;
+            plans_api::list(state).await
+        }
+        ["plans", id] if get => {
+            require_any(
+                &token,
+                &[tokens::INGRESS_READ, ACME_READ, tokens::PLANS_APPROVE],
+            )?;
+            plans_api::show(state, id).await
+        }
+        ["plans", id, "approve"] if post => {
+            require(&token, tokens::PLANS_APPROVE)?;
+            plans_api::decide(state, &token, id, true).await
+        }
+        ["plans", id, "reject"] if post => {
+            require(&token, tokens::PLANS_APPROVE)?;
+            plans_api::decide(state, &token, id, false).await
+        }
+        ["tokens"] if get => tokens_api::list(state).await,
+        ["tokens"] if post => tokens_api::create(state, &token, request.into_body()).await,
+        ["tokens", name] if delete => tokens_api::revoke(state, &token, name).await,
+        ["audit"] if get => {
+            require(&token, tokens::AUDIT_READ)?;
+            tokens_api::audit_log(state, query.as_deref()).await
+        }
+        _ => Err(method_or_path(&method)),
+    }
+}
+
+fn require_any(token: &TokenRecord, permissions: &[&str]) -> Result<(), ApiError> {
+    if permissions.iter().any(|p| token.allows(p)) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(&permissions.join(" or ")))
     }
 }
 

@@ -16,19 +16,29 @@ use sha2::{Digest, Sha256};
 
 use crate::Error;
 
+/// Read routes and plans.
+pub const INGRESS_READ: &str = "ingress.read";
+/// Expose services, compose tables.
+pub const INGRESS_MANAGE: &str = "ingress.manage";
+/// Approve or reject plans.
+pub const PLANS_APPROVE: &str = "plans.approve";
+/// Manage tenant domains.
+pub const DOMAINS_MANAGE: &str = "domains.manage";
+/// Read the audit log.
+pub const AUDIT_READ: &str = "audit.read";
 /// Read certificates.
 pub const ACME_READ: &str = "acme.read";
 /// Request, renew and revoke certificates.
 pub const ACME_MANAGE: &str = "acme.manage";
 /// Every permission the API knows, held by the first admin token.
 pub const ALL_PERMISSIONS: &[&str] = &[
-    "ingress.read",
-    "ingress.manage",
+    INGRESS_READ,
+    INGRESS_MANAGE,
     ACME_READ,
     ACME_MANAGE,
-    "plans.approve",
-    "domains.manage",
-    "audit.read",
+    PLANS_APPROVE,
+    DOMAINS_MANAGE,
+    AUDIT_READ,
 ];
 /// Name of the token created on first start.
 pub const ADMIN_TOKEN_NAME: &str = "admin";

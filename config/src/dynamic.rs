@@ -127,6 +127,7 @@ pub fn parse_file(text: &str, path: &Path) -> Result<Layer, Error> {
             client_ca_pem,
             tls_issuer: raw.tls_issuer,
             challenge: raw.challenge,
+            certificate_id: None,
         }
         .normalize()
         .map_err(in_file)?;

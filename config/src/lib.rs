@@ -16,6 +16,7 @@ mod duration;
 mod error;
 
 pub mod dynamic;
+pub mod histogram;
 pub mod model;
 pub mod settings;
 pub mod store;

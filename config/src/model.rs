@@ -8,6 +8,7 @@
 
 mod certificate;
 mod host;
+pub mod template;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -166,6 +167,10 @@ pub struct Router {
     /// Challenge type for the automatic certificate (`http-01` by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub challenge: Option<String>,
+    /// The certificate record this router depends on: the router is live
+    /// only while that certificate is valid (set by the expose operation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_id: Option<String>,
 }
 
 fn default_path_prefix() -> String {
@@ -186,6 +191,7 @@ impl Router {
             client_ca_pem: None,
             tls_issuer: None,
             challenge: None,
+            certificate_id: None,
         }
     }
 

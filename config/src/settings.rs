@@ -64,6 +64,15 @@ pub struct Settings {
     pub acme: AcmeSettings,
     /// File holding the key that encrypts secrets at rest (created 0600 when missing).
     pub secret_key_file: PathBuf,
+    /// Whether plans wait for approval before they run.
+    pub require_approval: bool,
+    /// PEM CA bundle that mTLS routers created by templates verify clients against.
+    pub mtls_client_ca: Option<PathBuf>,
+    /// Router templates by name, built-ins included.
+    pub router_templates:
+        std::collections::BTreeMap<String, crate::model::template::RouterTemplate>,
+    /// Status for requests whose Host no router serves: 404 or 403.
+    pub unknown_host_status: u16,
 }
 
 /// A PEM certificate chain and its key, by path.
@@ -131,6 +140,49 @@ impl Settings {
             &raw.entrypoints.websecure.address,
         )?;
         let admin_address = address("admin.address", &raw.admin.address)?;
+        if !matches!(raw.server.unknown_host_status, 403 | 404) {
+            return Err(invalid(
+                "server.unknown_host_status",
+                format!(
+                    "{} is not allowed; use 404 or 403",
+                    raw.server.unknown_host_status
+                ),
+            ));
+        }
+        if let Some(ca) = &raw.admin.mtls_client_ca {
+            if !ca.is_file() {
+                return Err(invalid(
+                    "admin.mtls_client_ca",
+                    format!("{} is not a readable file", ca.display()),
+                ));
+            }
+        }
+        let mut router_templates = crate::model::template::built_in();
+        for (name, routes) in &raw.admin.router_templates {
+            let key = format!("admin.router_templates.{name}");
+            if routes.is_empty() {
+                return Err(invalid(&key, "a template needs at least one router".into()));
+            }
+            let mut suffixes = std::collections::BTreeSet::new();
+            for route in routes {
+                if !suffixes.insert(route.suffix.as_str()) || route.suffix.is_empty() {
+                    return Err(invalid(
+                        &key,
+                        format!("suffix \"{}\" is empty or repeated", route.suffix),
+                    ));
+                }
+                if !route.path_prefix.starts_with('/') {
+                    return Err(invalid(
+                        &key,
+                        format!(
+                            "path_prefix \"{}\" must start with \"/\"",
+                            route.path_prefix
+                        ),
+                    ));
+                }
+            }
+            router_templates.insert(name.clone(), routes.clone());
+        }
         let clashes = [
             (
                 "entrypoints.websecure.address",
@@ -191,6 +243,10 @@ impl Settings {
         Ok(Self {
             acme,
             secret_key_file,
+            require_approval: raw.admin.require_approval,
+            mtls_client_ca: raw.admin.mtls_client_ca,
+            router_templates,
+            unknown_host_status: raw.server.unknown_host_status,
             source: path.map(Path::to_owned),
             data_dir: raw.data_dir,
             web_address,

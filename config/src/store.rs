@@ -35,6 +35,10 @@ pub mod space {
     pub const LEDGER: &str = "ledger";
     /// Admin API tokens (hashed).
     pub const TOKENS: &str = "tokens";
+    /// Approval plans (JSON).
+    pub const PLANS: &str = "plans";
+    /// The audit log, append-only; keys sort by time.
+    pub const AUDIT: &str = "audit";
     /// Public material that must be shared across nodes (e.g. the internal CA's root certificate).
     pub const PUBLIC: &str = "public";
 }

@@ -5,6 +5,7 @@
 //! route table and cert store are built completely, then swapped in with one
 //! atomic store each. A build that fails leaves the serving state untouched.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use crate::cert_store::CertStore;
 use crate::certificate::LoadedCertificate;
 use crate::challenge_store::ChallengeStore;
 use crate::client_auth::DynamicClientAuth;
+use crate::metrics::ProxyMetrics;
 use crate::route_table::RouteTable;
 use crate::sni_resolver::{SniResolver, ACME_TLS_ALPN};
 use crate::{fallback_cert, Error};
@@ -30,6 +32,8 @@ pub struct DataPlaneOptions {
     pub https_port: u16,
     /// Certificate for unknown SNI; a self-signed one is generated when `None`.
     pub fallback: Option<LoadedCertificate>,
+    /// Status for a Host no router serves (404, or 403 to say "not here" plainly).
+    pub unknown_host_status: http::StatusCode,
 }
 
 /// Parsed static certificates, kept with their source so an unchanged set is not parsed again.
@@ -37,6 +41,16 @@ pub struct DataPlaneOptions {
 struct StaticSet {
     source: Vec<StaticCertificate>,
     loaded: Vec<LoadedCertificate>,
+}
+
+/// The inputs of the current route table, kept so the admin API can describe
+/// exactly what is served (and so a certificate change can rebuild routes).
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// The merged desired state last applied.
+    pub state: DesiredState,
+    /// Ids of the managed certificates being served.
+    pub serving: HashSet<String>,
 }
 
 /// Route table, cert store and challenges, each behind an atomic pointer.
@@ -49,9 +63,12 @@ pub struct DataPlane {
     provider: Arc<CryptoProvider>,
     static_certs: ArcSwap<StaticSet>,
     managed_certs: ArcSwap<Vec<LoadedCertificate>>,
+    applied: ArcSwap<Applied>,
+    metrics: ProxyMetrics,
     generation: AtomicU64,
     access_log: bool,
     https_port: u16,
+    unknown_host_status: http::StatusCode,
 }
 
 impl DataPlane {
@@ -70,9 +87,12 @@ impl DataPlane {
             provider,
             static_certs: ArcSwap::from_pointee(StaticSet::default()),
             managed_certs: ArcSwap::from_pointee(Vec::new()),
+            applied: ArcSwap::from_pointee(Applied::default()),
+            metrics: ProxyMetrics::default(),
             generation: AtomicU64::new(0),
             access_log: options.access_log,
             https_port: options.https_port,
+            unknown_host_status: options.unknown_host_status,
         }))
     }
 
@@ -102,9 +122,14 @@ impl DataPlane {
                 loaded,
             })
         };
-        let table = RouteTable::build(state, Some(&self.routes.load()), &self.provider)?;
+        let serving = self.applied.load().serving.clone();
+        let table = RouteTable::build(state, &serving, Some(&self.routes.load()), &self.provider)?;
         self.client_auth.set_roots(table.client_roots());
         self.routes.store(Arc::new(table));
+        self.applied.store(Arc::new(Applied {
+            state: state.clone(),
+            serving,
+        }));
         if let Some(static_certs) = static_certs {
             self.static_certs.store(Arc::new(static_certs));
             self.rebuild_certs();
@@ -113,11 +138,44 @@ impl DataPlane {
         Ok(())
     }
 
-    /// Replaces the certificates obtained by the ACME engine.
-    pub fn set_managed_certificates(&self, certificates: Vec<LoadedCertificate>) {
-        self.managed_certs.store(Arc::new(certificates));
+    /// Replaces the certificates obtained by the ACME engine, given with
+    /// their record ids; routers waiting for one of them go live (and routers
+    /// whose certificate is gone stop) in the same step.
+    pub fn set_managed_certificates(
+        &self,
+        certificates: Vec<(String, LoadedCertificate)>,
+    ) -> Result<(), Error> {
+        let serving: HashSet<String> = certificates.iter().map(|(id, _)| id.clone()).collect();
+        self.managed_certs
+            .store(Arc::new(certificates.into_iter().map(|(_, c)| c).collect()));
         self.rebuild_certs();
+        let applied = self.applied.load_full();
+        if applied.serving != serving {
+            let table = RouteTable::build(
+                &applied.state,
+                &serving,
+                Some(&self.routes.load()),
+                &self.provider,
+            )?;
+            self.client_auth.set_roots(table.client_roots());
+            self.routes.store(Arc::new(table));
+            self.applied.store(Arc::new(Applied {
+                state: applied.state.clone(),
+                serving,
+            }));
+        }
         self.generation.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+
+    /// The state and certificates the current route table was built from.
+    pub fn applied(&self) -> Guard<Arc<Applied>> {
+        self.applied.load()
+    }
+
+    /// Like [`DataPlane::applied`], as an owned `Arc` to hold across awaits.
+    pub fn applied_full(&self) -> Arc<Applied> {
+        self.applied.load_full()
     }
 
     fn rebuild_certs(&self) {
@@ -156,6 +214,28 @@ impl DataPlane {
     /// Whether access-log lines are written.
     pub fn access_log(&self) -> bool {
         self.access_log
+    }
+
+    /// Counters that belong to no router.
+    pub fn metrics(&self) -> &ProxyMetrics {
+        &self.metrics
+    }
+
+    /// Appends the data plane's metrics in Prometheus text format.
+    pub fn render_metrics(&self, out: &mut String) {
+        let routes = self.routes.load();
+        self.metrics.render(out, routes.route_metrics());
+        out.push_str("# HELP portcullis_config_generation Swaps of route table and cert store.\n");
+        out.push_str("# TYPE portcullis_config_generation counter\n");
+        out.push_str(&format!(
+            "portcullis_config_generation {}\n",
+            self.generation()
+        ));
+    }
+
+    /// Status for a Host no router serves.
+    pub fn unknown_host_status(&self) -> http::StatusCode {
+        self.unknown_host_status
     }
 
     /// The port `web` redirects to.

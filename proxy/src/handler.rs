@@ -61,20 +61,49 @@ pub(crate) async fn handle(
             status: 0,
         })
     });
-    let response = dispatch(&plane, &connection, request, record.as_deref_mut()).await;
+    let (response, route) = dispatch(&plane, &connection, request, record.as_deref_mut()).await;
+    let status = response.status().as_u16();
+    match &route {
+        Some(route) => route.metrics.responses.record(status),
+        None => plane.metrics().unrouted.record(status),
+    }
     if let Some(record) = record.as_deref_mut() {
-        record.status = response.status().as_u16();
+        record.status = status;
     }
     let (parts, body) = response.into_parts();
     Ok(Response::from_parts(parts, Logged::new(body, record)))
 }
 
+/// Answers a request; also returns the route that handled it, for metrics.
 async fn dispatch(
     plane: &DataPlane,
     connection: &ConnectionInfo,
     request: Request<Incoming>,
     record: Option<&mut AccessRecord>,
-) -> Plain {
+) -> (Plain, Option<Arc<Route>>) {
+    match route_request(plane, connection, request, record).await {
+        Routed::Local(response) => (response, None),
+        Routed::Forwarded(response, route) => (response, Some(route)),
+    }
+}
+
+enum Routed {
+    Local(Plain),
+    Forwarded(Plain, Arc<Route>),
+}
+
+impl From<Plain> for Routed {
+    fn from(response: Plain) -> Self {
+        Self::Local(response)
+    }
+}
+
+async fn route_request(
+    plane: &DataPlane,
+    connection: &ConnectionInfo,
+    request: Request<Incoming>,
+    record: Option<&mut AccessRecord>,
+) -> Routed {
     let entrypoint = connection.entrypoint;
     if entrypoint == Entrypoint::Web {
         if let Some(token) = request.uri().path().strip_prefix(ACME_CHALLENGE_PREFIX) {
@@ -87,14 +116,15 @@ async fn dispatch(
                     StatusCode::NOT_FOUND,
                     "no pending ACME challenge for this token\n",
                 ),
-            };
+            }
+            .into();
         }
     }
     let Some(raw_host) = request_host(&request) else {
-        return local(StatusCode::BAD_REQUEST, "request has no Host\n");
+        return local(StatusCode::BAD_REQUEST, "request has no Host\n").into();
     };
     let Ok(host_value) = HeaderValue::from_str(raw_host) else {
-        return local(StatusCode::BAD_REQUEST, "invalid Host\n");
+        return local(StatusCode::BAD_REQUEST, "invalid Host\n").into();
     };
     let host = normalize(raw_host);
     if let Some(sni) = connection.sni.as_deref() {
@@ -104,15 +134,20 @@ async fn dispatch(
             return local(
                 StatusCode::MISDIRECTED_REQUEST,
                 "Host does not match the TLS server name of this connection\n",
-            );
+            )
+            .into();
         }
     }
     let table = plane.routes();
     let Some(route) = table.lookup(entrypoint, &host, request.uri().path()) else {
         if entrypoint == Entrypoint::Web && table.serves_host(Entrypoint::Websecure, &host) {
-            return redirect_to_https(plane, &host, &request);
+            return redirect_to_https(plane, &host, &request).into();
         }
-        return local(StatusCode::NOT_FOUND, "no route for this host and path\n");
+        // Host allowlist: a Host no router serves never reaches a backend.
+        if !table.serves_host(entrypoint, &host) {
+            return local(plane.unknown_host_status(), "no route for this host\n").into();
+        }
+        return local(StatusCode::NOT_FOUND, "no route for this host and path\n").into();
     };
     let route = Arc::clone(route);
     drop(table);
@@ -124,7 +159,8 @@ async fn dispatch(
         return local(
             StatusCode::FORBIDDEN,
             "this route requires a client certificate issued by its client CA\n",
-        );
+        )
+        .into();
     };
     let context = forward::Context {
         client_ip: connection.peer.ip(),
@@ -135,7 +171,10 @@ async fn dispatch(
         host: host_value,
         client_subject,
     };
-    match forward(&route, request, context).await {
+    let started = Instant::now();
+    let forwarded = forward(&route, request, context).await;
+    route.metrics.upstream_latency.observe(started.elapsed());
+    let response = match forwarded {
         Ok(response) => response.map(Either::Left),
         Err(error) => {
             let status = error.status();
@@ -153,7 +192,8 @@ async fn dispatch(
             };
             local(status, body)
         }
-    }
+    };
+    Routed::Forwarded(response, route)
 }
 
 /// A `mtls = "required"` route got no certificate that verifies against its CA.

@@ -168,7 +168,13 @@ impl Connection {
     }
 
     async fn serve_tls(self, tls: TlsAcceptor, stream: TcpStream) {
-        let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+        let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await;
+        let counter = match &handshake {
+            Ok(Ok(_)) => &self.plane.metrics().handshakes,
+            _ => &self.plane.metrics().handshake_failures,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stream = match handshake {
             Ok(Ok(stream)) => stream,
             Ok(Err(error)) => {
                 tracing::debug!(peer = %self.peer, %error, "TLS handshake failed");

@@ -21,7 +21,8 @@ pub async fn spawn_feed(plane: Arc<DataPlane>, manager: Manager) -> tokio::task:
     })
 }
 
-async fn load(plane: &DataPlane, manager: &Manager) {
+/// Loads the manager's serving certificates into `plane` now.
+pub async fn load(plane: &DataPlane, manager: &Manager) {
     let serving = match manager.serving_certificates().await {
         Ok(serving) => serving,
         Err(error) => {
@@ -39,12 +40,14 @@ async fn load(plane: &DataPlane, manager: &Manager) {
         };
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_der.to_vec()));
         match LoadedCertificate::from_der(&cert.id, chain, key, plane.provider()) {
-            Ok(certificate) => loaded.push(certificate),
+            Ok(certificate) => loaded.push((cert.id, certificate)),
             Err(error) => {
                 tracing::error!(id = %cert.id, %error, "managed certificate not loadable")
             }
         }
     }
     tracing::info!(certificates = loaded.len(), "managed certificates loaded");
-    plane.set_managed_certificates(loaded);
+    if let Err(error) = plane.set_managed_certificates(loaded) {
+        tracing::error!(%error, "could not rebuild routes for the new certificates");
+    }
 }

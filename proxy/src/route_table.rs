@@ -3,7 +3,7 @@
 //! Built whole from a [`DesiredState`] off the request path and swapped in
 //! atomically; lookups borrow from the snapshot and allocate nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use portcullis_config::model::{DesiredState, Entrypoint, HostPattern, Mtls, Router};
@@ -14,6 +14,8 @@ use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
+use crate::metrics::RouteMetrics;
+use crate::route_plan;
 use crate::upstream::Upstreams;
 use crate::Error;
 
@@ -32,6 +34,8 @@ pub struct Route {
     pub client_auth: Option<Arc<dyn ClientCertVerifier>>,
     /// Where matching requests go.
     pub upstreams: Arc<Upstreams>,
+    /// Counters, kept across table swaps.
+    pub metrics: Arc<RouteMetrics>,
 }
 
 impl Route {
@@ -106,6 +110,7 @@ pub struct RouteTable {
     web: HostMap,
     websecure: HostMap,
     services: HashMap<Box<str>, Arc<Upstreams>>,
+    metrics: HashMap<Arc<str>, Arc<RouteMetrics>>,
     client_roots: Option<Arc<RootCertStore>>,
 }
 
@@ -116,6 +121,7 @@ impl RouteTable {
     /// running [`Upstreams`] (and so their pooled connections).
     pub fn build(
         state: &DesiredState,
+        serving: &HashSet<String>,
         previous: Option<&RouteTable>,
         provider: &Arc<CryptoProvider>,
     ) -> Result<Self, Error> {
@@ -129,7 +135,11 @@ impl RouteTable {
             table.services.insert(name.as_str().into(), upstreams);
         }
         let mut all_roots = RootCertStore::empty();
-        for router in state.routers.values() {
+        for planned in route_plan::plan(state, serving) {
+            if !planned.live {
+                continue;
+            }
+            let router = planned.router;
             let Some(upstreams) = table.services.get(router.service.as_str()) else {
                 return Err(portcullis_config::Error::Model {
                     kind: "router",
@@ -146,8 +156,16 @@ impl RouteTable {
                 }
                 _ => None,
             };
+            let name: Arc<str> = Arc::from(router.name.as_str());
+            let metrics = previous
+                .and_then(|p| p.metrics.get(&name))
+                .map_or_else(|| Arc::new(RouteMetrics::default()), Arc::clone);
+            table
+                .metrics
+                .insert(Arc::clone(&name), Arc::clone(&metrics));
             let route = Arc::new(Route {
-                router: Arc::from(router.name.as_str()),
+                metrics,
+                router: name,
                 path_prefix: router.path_prefix.as_str().into(),
                 priority: router.priority,
                 mtls: router.mtls,
@@ -185,6 +203,13 @@ impl RouteTable {
     /// True when any router of `entrypoint` serves `host`.
     pub fn serves_host(&self, entrypoint: Entrypoint, host: &str) -> bool {
         self.map(entrypoint).has_host(host)
+    }
+
+    /// Every live router's counters.
+    pub fn route_metrics(&self) -> impl Iterator<Item = (&str, &RouteMetrics)> {
+        self.metrics
+            .iter()
+            .map(|(name, metrics)| (&**name, &**metrics))
     }
 
     /// The union of every router's client CAs, for the handshake.

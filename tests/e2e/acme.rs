@@ -64,10 +64,10 @@ impl Lab {
     }
 
     async fn issue(&self, body: Value) -> Value {
-        let (status, cert) = self.server.api("POST", CERTS, Some(body)).await;
-        assert!(status == 202 || status == 200, "{status}: {cert}");
+        let (status, answer) = self.server.api("POST", CERTS, Some(body)).await;
+        assert!(status == 202 || status == 200, "{status}: {answer}");
         self.server
-            .wait_certificate(cert["id"].as_str().unwrap(), ISSUE_TIMEOUT)
+            .wait_certificate(answer["certificate"]["id"].as_str().unwrap(), ISSUE_TIMEOUT)
             .await
     }
 
@@ -175,7 +175,7 @@ async fn a_covered_request_reuses_the_certificate_without_an_order() {
         )
         .await;
     assert_eq!(status, 200, "{again}");
-    assert_eq!(again["id"], first["id"]);
+    assert_eq!(again["certificate"]["id"], first["id"]);
     assert_eq!(
         lab.pebble.logs().matches("/order-plz").count(),
         orders_before,
@@ -291,7 +291,8 @@ async fn revocation_stops_serving_and_the_ca_reports_it() {
         .api("POST", &format!("{CERTS}/{id}/revoke"), None)
         .await;
     assert_eq!(status, 200, "{revoked}");
-    assert_eq!(revoked["status"], "revoked");
+    assert_eq!(revoked["certificate"]["status"], "revoked");
+    assert_eq!(revoked["plan"]["status"], "succeeded");
     assert_eq!(lab.pebble.certificate_status(serial).await, "Revoked");
     assert!(
         eventually(Duration::from_secs(5), || async {
@@ -349,7 +350,11 @@ async fn restart_keeps_the_account_and_the_certificates() {
 
     // A new issuance uses the same ACME account.
     let accounts_before = lab.pebble.logs().matches("/sign-me-up").count();
-    assert!(accounts_before >= 1, "pebble logs no account creation:\n{}", lab.pebble.logs());
+    assert!(
+        accounts_before >= 1,
+        "pebble logs no account creation:\n{}",
+        lab.pebble.logs()
+    );
     lab.issue(json!({"common_name": "more.example.test", "issuer": "pebble"}))
         .await;
     assert_eq!(
@@ -421,7 +426,7 @@ async fn kill_9_during_issuance_resumes_the_same_record() {
         )
         .await;
     assert_eq!(status, 202, "{cert}");
-    let id = cert["id"].as_str().unwrap().to_owned();
+    let id = cert["certificate"]["id"].as_str().unwrap().to_owned();
     assert!(
         eventually(Duration::from_secs(10), || async {
             lab.server
@@ -619,7 +624,10 @@ async fn internal_ca_issues_offline_and_exports_its_root() {
         .await;
     assert!(status == 202 || status == 200, "{cert}");
     let cert = server
-        .wait_certificate(cert["id"].as_str().unwrap(), Duration::from_secs(10))
+        .wait_certificate(
+            cert["certificate"]["id"].as_str().unwrap(),
+            Duration::from_secs(10),
+        )
         .await;
     assert_eq!(cert["status"], "valid");
     assert_eq!(cert["issuer"], "internal-ca");

@@ -36,8 +36,14 @@ impl Manager {
         }
         let started = Instant::now();
         match self.obtain(&record).await {
-            Ok((issued, issuer)) => self.store_issued(record, issued, issuer, started).await,
-            Err(error) => self.store_failure(record, &error).await,
+            Ok((issued, issuer)) => {
+                self.inner.issuance_seconds.observe(started.elapsed());
+                self.store_issued(record, issued, issuer, started).await
+            }
+            Err(error) => {
+                self.record_failure(&record.issuer);
+                self.store_failure(record, &error).await
+            }
         }
     }
 

@@ -14,7 +14,7 @@ use super::{
 pub(super) struct RawSettings {
     pub(super) data_dir: PathBuf,
     pub(super) entrypoints: RawEntrypoints,
-    pub(super) admin: RawListener,
+    pub(super) admin: RawAdmin,
     pub(super) providers: RawProviders,
     pub(super) server: RawServer,
     pub(super) log: RawLog,
@@ -34,7 +34,7 @@ impl Default for RawSettings {
         Self {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             entrypoints: RawEntrypoints::default(),
-            admin: RawListener::new(DEFAULT_ADMIN_ADDRESS),
+            admin: RawAdmin::default(),
             providers: RawProviders::default(),
             server: RawServer::default(),
             log: RawLog::default(),
@@ -102,12 +102,35 @@ impl Default for RawFileProvider {
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawServer {
     pub(super) drain_timeout: String,
+    pub(super) unknown_host_status: u16,
 }
 
 impl Default for RawServer {
     fn default() -> Self {
         Self {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT.to_owned(),
+            unknown_host_status: 404,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawAdmin {
+    pub(super) address: String,
+    pub(super) require_approval: bool,
+    pub(super) mtls_client_ca: Option<PathBuf>,
+    pub(super) router_templates:
+        std::collections::BTreeMap<String, crate::model::template::RouterTemplate>,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        Self {
+            address: DEFAULT_ADMIN_ADDRESS.to_owned(),
+            require_approval: true,
+            mtls_client_ca: None,
+            router_templates: std::collections::BTreeMap::new(),
         }
     }
 }

@@ -38,7 +38,7 @@ fn routed(table: &RouteTable, host: &str, path: &str) -> Option<String> {
 
 #[test]
 fn longest_prefix_wins() {
-    let table = RouteTable::build(
+    let table = RouteTable::build_for_test(
         &state(vec![
             router("root", &["x.test"], "/", "a"),
             router("api", &["x.test"], "/api", "b"),
@@ -66,13 +66,13 @@ fn priority_breaks_ties_between_equal_prefixes() {
     low.priority = 1;
     let mut high = router("high", &["x.test"], "/", "b");
     high.priority = 10;
-    let table = RouteTable::build(&state(vec![low, high]), None, &provider()).unwrap();
+    let table = RouteTable::build_for_test(&state(vec![low, high]), None, &provider()).unwrap();
     assert_eq!(routed(&table, "x.test", "/").as_deref(), Some("high"));
 }
 
 #[test]
 fn exact_host_beats_wildcard_and_falls_back_to_it() {
-    let table = RouteTable::build(
+    let table = RouteTable::build_for_test(
         &state(vec![
             router("wild", &["*.example.com"], "/", "a"),
             router("exact", &["api.example.com"], "/v1", "b"),
@@ -102,7 +102,7 @@ fn exact_host_beats_wildcard_and_falls_back_to_it() {
 fn hosts_are_or_joined_and_entrypoints_are_separate() {
     let mut web = router("plain", &["p.test"], "/", "a");
     web.entrypoint = Entrypoint::Web;
-    let table = RouteTable::build(
+    let table = RouteTable::build_for_test(
         &state(vec![
             router("multi", &["one.test", "two.test"], "/", "b"),
             web,
@@ -123,8 +123,9 @@ fn hosts_are_or_joined_and_entrypoints_are_separate() {
 fn unchanged_services_keep_their_pools_across_rebuilds() {
     let p = provider();
     let first =
-        RouteTable::build(&state(vec![router("r", &["x.test"], "/", "a")]), None, &p).unwrap();
-    let second = RouteTable::build(
+        RouteTable::build_for_test(&state(vec![router("r", &["x.test"], "/", "a")]), None, &p)
+            .unwrap();
+    let second = RouteTable::build_for_test(
         &state(vec![router("r2", &["x.test"], "/", "a")]),
         Some(&first),
         &p,
@@ -139,4 +140,27 @@ fn unchanged_services_keep_their_pools_across_rebuilds() {
         .unwrap()
         .upstreams;
     assert!(Arc::ptr_eq(a1, a2));
+}
+
+impl RouteTable {
+    fn build_for_test(
+        state: &DesiredState,
+        previous: Option<&RouteTable>,
+        provider: &Arc<CryptoProvider>,
+    ) -> Result<Self, Error> {
+        Self::build(state, &HashSet::new(), previous, provider)
+    }
+}
+
+#[test]
+fn a_router_waits_for_its_certificate() {
+    let mut r = router("r", &["x.test"], "/", "a");
+    r.certificate_id = Some("cert-1".into());
+    let state = state(vec![r]);
+    let p = provider();
+    let waiting = RouteTable::build(&state, &HashSet::new(), None, &p).unwrap();
+    assert_eq!(routed(&waiting, "x.test", "/"), None);
+    let serving: HashSet<String> = ["cert-1".to_owned()].into();
+    let live = RouteTable::build(&state, &serving, None, &p).unwrap();
+    assert_eq!(routed(&live, "x.test", "/").as_deref(), Some("r"));
 }

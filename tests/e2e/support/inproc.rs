@@ -20,6 +20,7 @@ impl InProcess {
             access_log: false,
             https_port: 443,
             fallback: None,
+            unknown_host_status: http::StatusCode::NOT_FOUND,
         })
         .unwrap();
         let listeners = Listeners::bind(

@@ -42,12 +42,34 @@ impl Server {
         web_port: u16,
         websecure_port: u16,
     ) -> Self {
+        Self::configure(dir, extra, web_port, websecure_port, false)
+    }
+
+    /// Starts with `admin.require_approval = true`, as the embedded default
+    /// runs (the other constructors turn it off so plans run at once).
+    pub fn start_requiring_approval(extra: &str, web_port: u16, websecure_port: u16) -> Self {
+        Self::configure(
+            tempfile::tempdir().unwrap(),
+            extra,
+            web_port,
+            websecure_port,
+            true,
+        )
+    }
+
+    fn configure(
+        dir: tempfile::TempDir,
+        extra: &str,
+        web_port: u16,
+        websecure_port: u16,
+        approval: bool,
+    ) -> Self {
         std::fs::create_dir_all(dir.path().join("data/dynamic")).unwrap();
         let config = dir.path().join("portcullis.toml");
         std::fs::write(
             &config,
             format!(
-                "data_dir = \"{data}\"\n[entrypoints.web]\naddress = \"127.0.0.1:{web_port}\"\n[entrypoints.websecure]\naddress = \"127.0.0.1:{websecure_port}\"\n[admin]\naddress = \"127.0.0.1:0\"\n{extra}\n",
+                "data_dir = \"{data}\"\n[entrypoints.web]\naddress = \"127.0.0.1:{web_port}\"\n[entrypoints.websecure]\naddress = \"127.0.0.1:{websecure_port}\"\n[admin]\naddress = \"127.0.0.1:0\"\nrequire_approval = {approval}\n{extra}\n",
                 data = dir.path().join("data").display()
             ),
         )

@@ -1,0 +1,101 @@
+//! Data-plane counters: plain atomics bumped on the request path, read only
+//! when `/metrics` is scraped.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use portcullis_config::histogram::{label, Histogram};
+
+/// Index of a status class: 1xx → 0 … 5xx → 4.
+fn class(status: u16) -> usize {
+    usize::from((status / 100).clamp(1, 5) - 1)
+}
+
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Responses by status class.
+#[derive(Debug, Default)]
+pub struct StatusCounts([AtomicU64; 5]);
+
+impl StatusCounts {
+    /// Counts one response.
+    pub fn record(&self, status: u16) {
+        self.0[class(status)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, labels: &str) {
+        for (name, count) in CLASSES.iter().zip(&self.0) {
+            let count = count.load(Ordering::Relaxed);
+            if count > 0 {
+                let _ = writeln!(
+                    out,
+                    "portcullis_requests_total{{{labels}status=\"{name}\"}} {count}"
+                );
+            }
+        }
+    }
+}
+
+/// One router's counters; kept across table swaps while the router exists.
+#[derive(Debug, Default)]
+pub struct RouteMetrics {
+    /// Responses by status class.
+    pub responses: StatusCounts,
+    /// Time from forwarding the request to the upstream's response head.
+    pub upstream_latency: Histogram,
+}
+
+/// Counters that belong to no router.
+#[derive(Debug, Default)]
+pub struct ProxyMetrics {
+    /// Completed TLS handshakes.
+    pub handshakes: AtomicU64,
+    /// Failed or timed-out TLS handshakes.
+    pub handshake_failures: AtomicU64,
+    /// Responses to requests no router matched.
+    pub unrouted: StatusCounts,
+}
+
+impl ProxyMetrics {
+    /// Renders these counters and every router's.
+    pub(crate) fn render<'a>(
+        &self,
+        out: &mut String,
+        routes: impl Iterator<Item = (&'a str, &'a RouteMetrics)>,
+    ) {
+        out.push_str(
+            "# HELP portcullis_tls_handshakes_total TLS handshakes on websecure by outcome.\n",
+        );
+        out.push_str("# TYPE portcullis_tls_handshakes_total counter\n");
+        let _ = writeln!(
+            out,
+            "portcullis_tls_handshakes_total{{outcome=\"ok\"}} {}",
+            self.handshakes.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "portcullis_tls_handshakes_total{{outcome=\"failed\"}} {}",
+            self.handshake_failures.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP portcullis_requests_total Responses by router and status class.\n");
+        out.push_str("# TYPE portcullis_requests_total counter\n");
+        self.unrouted.render(out, "router=\"\",");
+        let mut latencies = String::new();
+        for (router, metrics) in routes {
+            let router = label(router);
+            metrics
+                .responses
+                .render(out, &format!("router=\"{router}\","));
+            metrics.upstream_latency.render(
+                &mut latencies,
+                "portcullis_upstream_duration_seconds",
+                &format!("router=\"{router}\""),
+            );
+        }
+        out.push_str(
+            "# HELP portcullis_upstream_duration_seconds Time to the upstream's response head.\n",
+        );
+        out.push_str("# TYPE portcullis_upstream_duration_seconds histogram\n");
+        out.push_str(&latencies);
+    }
+}
