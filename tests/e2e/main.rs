@@ -7,6 +7,7 @@
 mod support;
 
 mod acme;
+mod admin;
 mod config_errors;
 mod file_provider;
 mod forwarding;

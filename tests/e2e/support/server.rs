@@ -57,19 +57,46 @@ impl Server {
         )
     }
 
-    fn configure(
+    pub fn configure(
         dir: tempfile::TempDir,
         extra: &str,
         web_port: u16,
         websecure_port: u16,
         approval: bool,
     ) -> Self {
+        Self::configure_admin(
+            dir,
+            extra,
+            web_port,
+            websecure_port,
+            &format!("require_approval = {approval}\n"),
+        )
+    }
+
+    /// Starts on ephemeral ports with extra keys in the `[admin]` table.
+    pub fn start_with_admin_extra(admin: &str) -> Self {
+        Self::configure_admin(
+            tempfile::tempdir().unwrap(),
+            "",
+            0,
+            0,
+            &format!("require_approval = false\n{admin}"),
+        )
+    }
+
+    fn configure_admin(
+        dir: tempfile::TempDir,
+        extra: &str,
+        web_port: u16,
+        websecure_port: u16,
+        admin: &str,
+    ) -> Self {
         std::fs::create_dir_all(dir.path().join("data/dynamic")).unwrap();
         let config = dir.path().join("portcullis.toml");
         std::fs::write(
             &config,
             format!(
-                "data_dir = \"{data}\"\n[entrypoints.web]\naddress = \"127.0.0.1:{web_port}\"\n[entrypoints.websecure]\naddress = \"127.0.0.1:{websecure_port}\"\n[admin]\naddress = \"127.0.0.1:0\"\nrequire_approval = {approval}\n{extra}\n",
+                "data_dir = \"{data}\"\n[entrypoints.web]\naddress = \"127.0.0.1:{web_port}\"\n[entrypoints.websecure]\naddress = \"127.0.0.1:{websecure_port}\"\n[admin]\naddress = \"127.0.0.1:0\"\n{admin}{extra}\n",
                 data = dir.path().join("data").display()
             ),
         )
