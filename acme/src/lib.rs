@@ -12,6 +12,7 @@
 
 mod account;
 mod challenge;
+pub mod dns;
 mod error;
 mod http_client;
 mod internal_ca;

@@ -1,0 +1,20 @@
+//! The `digitalocean` DNS provider (being written).
+
+use crate::dns::provider::{DnsError, DnsProvider, Fields, ProviderSpec};
+
+/// Fields of a `digitalocean` credential.
+pub(crate) const SPEC: ProviderSpec = ProviderSpec {
+    name: "digitalocean",
+    secrets: &[],
+    required: &[],
+    optional: &[],
+};
+
+/// Builds the provider from a credential.
+pub(crate) fn build(_fields: &Fields) -> Result<Box<dyn DnsProvider>, DnsError> {
+    Err(DnsError::Config {
+        provider: "digitalocean",
+        field: "provider".into(),
+        message: "not available yet".into(),
+    })
+}

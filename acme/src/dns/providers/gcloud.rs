@@ -1,0 +1,20 @@
+//! The `gcloud` DNS provider (being written).
+
+use crate::dns::provider::{DnsError, DnsProvider, Fields, ProviderSpec};
+
+/// Fields of a `gcloud` credential.
+pub(crate) const SPEC: ProviderSpec = ProviderSpec {
+    name: "gcloud",
+    secrets: &[],
+    required: &[],
+    optional: &[],
+};
+
+/// Builds the provider from a credential.
+pub(crate) fn build(_fields: &Fields) -> Result<Box<dyn DnsProvider>, DnsError> {
+    Err(DnsError::Config {
+        provider: "gcloud",
+        field: "provider".into(),
+        message: "not available yet".into(),
+    })
+}

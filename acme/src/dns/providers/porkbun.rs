@@ -1,0 +1,20 @@
+//! The `porkbun` DNS provider (being written).
+
+use crate::dns::provider::{DnsError, DnsProvider, Fields, ProviderSpec};
+
+/// Fields of a `porkbun` credential.
+pub(crate) const SPEC: ProviderSpec = ProviderSpec {
+    name: "porkbun",
+    secrets: &[],
+    required: &[],
+    optional: &[],
+};
+
+/// Builds the provider from a credential.
+pub(crate) fn build(_fields: &Fields) -> Result<Box<dyn DnsProvider>, DnsError> {
+    Err(DnsError::Config {
+        provider: "porkbun",
+        field: "provider".into(),
+        message: "not available yet".into(),
+    })
+}
