@@ -2,6 +2,7 @@
 
 mod certs_cmd;
 mod client;
+mod dns_cmd;
 mod plans_cmd;
 mod serve;
 
@@ -68,6 +69,13 @@ enum Command {
         #[command(flatten)]
         target: client::Target,
     },
+    /// DNS provider credentials for dns-01.
+    DnsCredentials {
+        #[command(subcommand)]
+        command: dns_cmd::CredentialsCommand,
+        #[command(flatten)]
+        target: client::Target,
+    },
     /// The internal CA.
     Ca {
         #[command(subcommand)]
@@ -103,6 +111,9 @@ fn main() -> ExitCode {
         Command::Token { command, target } => {
             client_runtime().and_then(|rt| rt.block_on(plans_cmd::token(command, &target)))
         }
+        Command::DnsCredentials { command, target } => {
+            client_runtime().and_then(|rt| rt.block_on(dns_cmd::credentials(command, &target)))
+        }
         Command::Ca {
             command: CaCommand::Export,
             target,
@@ -131,16 +142,36 @@ fn check_config(file: &Path) -> anyhow::Result<()> {
 }
 
 fn serve(config: Option<&Path>) -> anyhow::Result<()> {
-    let settings = match config {
+    let mut settings = match config {
         Some(path) => Settings::load(path)?,
         None => Settings::embedded(),
     };
+    apply_environment(&mut settings)?;
     init_logging(&settings)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("could not start the async runtime")?;
     runtime.block_on(serve::run(settings))
+}
+
+/// Environment overrides, for containers and split-horizon hosts.
+fn apply_environment(settings: &mut Settings) -> anyhow::Result<()> {
+    if let Ok(value) = std::env::var("PORTCULLIS_ACME_DNS_RESOLVERS") {
+        let entries: Vec<&str> = value.split(',').collect();
+        settings.acme.dns_resolvers = portcullis_config::settings::acme::parse_resolvers(&entries)
+            .map_err(|e| anyhow::anyhow!("PORTCULLIS_ACME_DNS_RESOLVERS: {e}"))?;
+    }
+    if let Ok(value) = std::env::var("PORTCULLIS_ACME_DISABLE_PROPAGATION_CHECK") {
+        settings.acme.disable_propagation_check = match value.as_str() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" | "" => false,
+            other => anyhow::bail!(
+                "PORTCULLIS_ACME_DISABLE_PROPAGATION_CHECK: \"{other}\" is not true or false"
+            ),
+        };
+    }
+    Ok(())
 }
 
 fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {

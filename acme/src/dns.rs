@@ -5,8 +5,11 @@
 //! into a provider. Zone detection, CNAME following and the propagation
 //! check live in [`resolver`].
 
+pub mod credentials;
 pub mod http;
 pub mod provider;
 pub mod providers;
+pub mod resolver;
+pub(crate) mod solver;
 
 pub use provider::{DnsError, DnsProvider, Fields, ProviderSpec};

@@ -18,6 +18,7 @@ use zeroize::Zeroizing;
 
 use crate::account::Accounts;
 use crate::challenge::ChallengeResponder;
+use crate::dns::credentials::Credentials;
 use crate::internal_ca::InternalCa;
 use crate::request::CertRequest;
 use crate::secrets::Secrets;
@@ -58,6 +59,7 @@ struct Inner {
     settings: AcmeSettings,
     store: Arc<dyn Store>,
     secrets: Secrets,
+    credentials: Credentials,
     responder: Arc<dyn ChallengeResponder>,
     internal_ca: OnceCell<InternalCa>,
     accounts: Accounts,
@@ -81,6 +83,7 @@ impl Manager {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
+                credentials: Credentials::new(Arc::clone(&store), secrets.clone()),
                 settings,
                 store,
                 secrets,
@@ -93,6 +96,11 @@ impl Manager {
                 failures: Mutex::new(BTreeMap::new()),
             }),
         }
+    }
+
+    /// DNS provider credentials for dns-01.
+    pub fn credentials(&self) -> &Credentials {
+        &self.inner.credentials
     }
 
     /// The settings this manager runs with.
@@ -276,6 +284,7 @@ impl Manager {
             issued_by: None,
             challenge_type: validated.challenge_type,
             acme_email: validated.acme_email,
+            dns_credential_id: validated.dns_credential_id,
             status: CertStatus::Pending,
             status_message: None,
             not_before: None,
@@ -363,6 +372,16 @@ impl Manager {
     /// kill): the same record is driven again, so one request never yields
     /// two records.
     pub async fn resume(&self) -> Result<usize, Error> {
+        match crate::dns::solver::clean_up_leftovers(
+            &self.inner.credentials,
+            self.inner.store.as_ref(),
+        )
+        .await
+        {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "removed DNS-01 records left by an earlier run"),
+            Err(error) => tracing::warn!(%error, "could not clean up leftover DNS-01 records"),
+        }
         let mut resumed = 0;
         for record in self.list().await? {
             if record.status.is_in_progress() {

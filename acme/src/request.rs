@@ -37,6 +37,7 @@ pub(crate) struct Validated {
     pub(crate) issuer: String,
     pub(crate) challenge_type: ChallengeType,
     pub(crate) acme_email: Option<String>,
+    pub(crate) dns_credential_id: Option<String>,
 }
 
 impl CertRequest {
@@ -90,10 +91,10 @@ impl CertRequest {
                     ));
                 }
             }
-            if challenge_type == ChallengeType::Dns01 {
+            if challenge_type == ChallengeType::Dns01 && self.dns_credential_id.is_none() {
                 return Err(invalid(
-                    "challenge_type",
-                    "dns-01 needs a DNS provider credential, which this version cannot use yet; use http-01 or tls-alpn-01".into(),
+                    "dns_credential_id",
+                    "is required for dns-01: the id of a DNS provider credential (see /api/v1/acme/dns-credentials)".into(),
                 ));
             }
         }
@@ -111,6 +112,10 @@ impl CertRequest {
             issuer,
             challenge_type,
             acme_email,
+            dns_credential_id: self
+                .dns_credential_id
+                .clone()
+                .filter(|_| challenge_type == ChallengeType::Dns01),
         })
     }
 }

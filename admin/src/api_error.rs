@@ -4,27 +4,42 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::expose::FieldError;
 
-/// An error answer: a status and a JSON body `{ "error": { "code", "message" } }`.
+/// An error answer: a status and a JSON body `{ "error": { "code", "message", "fields"? } }`.
 #[derive(Debug)]
 pub(crate) struct ApiError {
     pub(crate) status: StatusCode,
     pub(crate) code: &'static str,
     pub(crate) message: String,
     pub(crate) fields: Vec<FieldError>,
+    /// The `Allow` header of a 405.
+    pub(crate) allow: Option<&'static str>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// The body of every error answer, as the OpenAPI document names it.
+pub(crate) type ErrorBody = Body<'static>;
+
+/// The body of every error answer.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ErrorBody)]
+pub(crate) struct Body<'a> {
     error: Inner<'a>,
 }
 
-#[derive(Serialize)]
+/// What went wrong.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ErrorDetail)]
 struct Inner<'a> {
+    /// Stable, machine-readable: `unauthorized`, `forbidden`, `not_found`,
+    /// `method_not_allowed`, `conflict`, `invalid_request`, `too_large`,
+    /// `rate_limited`, `issuer_error`, `internal`.
     code: &'a str,
+    /// For people: what is wrong and how to fix it.
     message: &'a str,
+    /// Every rejected field (422 only).
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     fields: &'a [FieldError],
 }
@@ -36,6 +51,7 @@ impl ApiError {
             code,
             message: message.into(),
             fields: Vec::new(),
+            allow: None,
         }
     }
 
@@ -51,6 +67,7 @@ impl ApiError {
             code: "invalid_request",
             message,
             fields,
+            allow: None,
         }
     }
 
@@ -72,6 +89,19 @@ impl ApiError {
         )
     }
 
+    /// 405 for a path that is served, but not with `method`; `allow` lists
+    /// the methods it is served with (RFC 9110 §15.5.6).
+    pub(crate) fn method_not_allowed(method: &http::Method, allow: &'static str) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{method} is not served at this path; use {allow}"),
+            )
+        }
+    }
+
     pub(crate) fn not_found(what: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
@@ -89,7 +119,13 @@ impl ApiError {
             },
         })
         .unwrap_or_default();
-        crate::json::response(self.status, body)
+        let mut response = crate::json::response(self.status, body);
+        if let Some(allow) = self.allow {
+            response
+                .headers_mut()
+                .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+        }
+        response
     }
 }
 

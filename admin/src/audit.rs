@@ -8,7 +8,7 @@ use portcullis_config::Store;
 use serde::{Deserialize, Serialize};
 
 /// One audited action.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub(crate) struct AuditEntry {
     /// Unix seconds.
     pub at: i64,

@@ -6,9 +6,10 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use portcullis_acme::{CertRequest, Manager};
 use portcullis_config::model::{CertStatus, CertificateRecord};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use crate::api_error::ApiError;
+use crate::api_error::{ApiError, ErrorBody};
 use crate::plans::{self, CertRequestSpec, PlanKind, PlanStatus, Step};
 use crate::server::AdminState;
 use crate::tokens::TokenRecord;
@@ -16,27 +17,50 @@ use crate::{json, plans_api};
 
 /// A certificate as the API shows it: the record minus internals, plus
 /// what operators ask first (every name, days left).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Certificate)]
 pub(crate) struct CertificateView<'a> {
+    /// Stable id.
     id: &'a str,
+    /// First name and CN.
     common_name: &'a str,
+    /// More names.
     sans: &'a [String],
+    /// Every name: the common name, then the SANs.
     names: Vec<String>,
+    /// Issuer asked for.
     issuer: &'a str,
+    /// Issuer that signed it (differs from `issuer` after a fallback).
     issued_by: Option<&'a str>,
+    /// Challenge used.
+    #[schema(value_type = crate::openapi::ChallengeTypeName)]
     challenge_type: &'a str,
+    /// ACME account contact.
     acme_email: Option<&'a str>,
+    /// Lifecycle status.
+    #[schema(value_type = crate::openapi::CertificateStatusName)]
     status: &'a str,
+    /// Why it failed (the CA's problem document), or a note.
     status_message: Option<&'a str>,
+    /// Unix seconds.
     not_before: Option<i64>,
+    /// Unix seconds.
     not_after: Option<i64>,
+    /// Whole days until `not_after`.
     days_until_expiry: Option<i64>,
+    /// Serial number, hex.
     serial: Option<&'a str>,
+    /// SHA-256 of the leaf, hex.
     fingerprint_sha256: Option<&'a str>,
+    /// Who asked for it (a router, a plan, a token).
     owner: &'a str,
+    /// Renewed automatically.
     auto_renew: bool,
+    /// Unix seconds.
     created_at: i64,
+    /// Unix seconds.
     updated_at: i64,
+    /// PEM chain, leaf first; only when one certificate is shown.
     #[serde(skip_serializing_if = "Option::is_none")]
     chain_pem: Option<&'a str>,
 }
@@ -73,11 +97,65 @@ impl<'a> CertificateView<'a> {
     }
 }
 
-#[derive(Serialize)]
+/// Every certificate, without chains.
+#[derive(Serialize, ToSchema)]
+#[schema(as = CertificateList)]
 struct List<'a> {
     certificates: Vec<CertificateView<'a>>,
 }
 
+/// The request body of `POST /api/v1/acme/certificates`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CertificateRequest {
+    /// First name and CN.
+    #[schema(example = "app.internal.example")]
+    common_name: String,
+    /// More names.
+    #[serde(default)]
+    sans: Vec<String>,
+    /// Issuer name; `acme.default_issuer` when absent.
+    #[serde(default)]
+    issuer: Option<String>,
+    /// Challenge type; `http-01` when absent.
+    #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::ChallengeTypeName>)]
+    challenge_type: Option<String>,
+    /// ACME account contact; `acme.email` when absent.
+    #[serde(default)]
+    acme_email: Option<String>,
+    /// DNS credential for dns-01.
+    #[serde(default)]
+    dns_credential_id: Option<String>,
+}
+
+impl From<CertificateRequest> for CertRequest {
+    fn from(request: CertificateRequest) -> Self {
+        CertRequest {
+            common_name: request.common_name,
+            sans: request.sans,
+            issuer: request.issuer,
+            challenge_type: request.challenge_type,
+            acme_email: request.acme_email,
+            dns_credential_id: request.dns_credential_id,
+        }
+    }
+}
+
+/// List certificates.
+#[utoipa::path(
+    get,
+    path = "/api/v1/acme/certificates",
+    operation_id = "list_certificates",
+    tag = "certificates",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every certificate, without chains", body = List),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The token lacks `acme.read`", body = ErrorBody),
+        (status = 500, description = "Internal error; see the server log", body = ErrorBody),
+    )
+)]
 pub(crate) async fn list(manager: &Manager) -> Result<Response<Full<Bytes>>, ApiError> {
     let records = manager.list().await?;
     let certificates = records
@@ -87,6 +165,22 @@ pub(crate) async fn list(manager: &Manager) -> Result<Response<Full<Bytes>>, Api
     Ok(json::ok(StatusCode::OK, &List { certificates }))
 }
 
+/// One certificate, with its PEM chain.
+#[utoipa::path(
+    get,
+    path = "/api/v1/acme/certificates/{id}",
+    operation_id = "show_certificate",
+    tag = "certificates",
+    params(("id" = String, Path, description = "Certificate id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The certificate, with its chain", body = CertificateView),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The token lacks `acme.read`", body = ErrorBody),
+        (status = 404, description = "No such certificate", body = ErrorBody),
+        (status = 500, description = "Internal error; see the server log", body = ErrorBody),
+    )
+)]
 pub(crate) async fn show(manager: &Manager, id: &str) -> Result<Response<Full<Bytes>>, ApiError> {
     let record = manager.get(id).await?;
     Ok(json::ok(
@@ -98,12 +192,31 @@ pub(crate) async fn show(manager: &Manager, id: &str) -> Result<Response<Full<By
 /// A certificate request becomes a plan; validated first (422 names the
 /// field). Without approval it runs at once and the answer carries the
 /// certificate it follows.
+#[utoipa::path(
+    post,
+    path = "/api/v1/acme/certificates",
+    operation_id = "request_certificate",
+    tag = "certificates",
+    request_body = CertificateRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A valid certificate already covers the names: reused", body = PlanAndCertificate),
+        (status = 202, description = "Plan recorded: issuing, or awaiting approval", body = PlanAndCertificate),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The token lacks `acme.manage`", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 422, description = "Malformed body or a rejected field (named in the message); an issuer that is not configured", body = ErrorBody),
+        (status = 429, description = "The issuer's weekly limit for the domain is reached", body = ErrorBody),
+        (status = 502, description = "The issuer refused or could not be reached", body = ErrorBody),
+        (status = 500, description = "Internal error; see the server log", body = ErrorBody),
+    )
+)]
 pub(crate) async fn create(
     state: &AdminState,
     token: &TokenRecord,
     body: Incoming,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
-    let request: CertRequest = json::read(body).await?;
+    let request: CertRequest = json::read::<CertificateRequest>(body).await?.into();
     request.check(state.certificates.settings())?;
     let names: Vec<String> = std::iter::once(&request.common_name)
         .chain(&request.sans)
@@ -115,6 +228,7 @@ pub(crate) async fn create(
         issuer: request.issuer.clone(),
         challenge_type: request.challenge_type.clone(),
         acme_email: request.acme_email.clone(),
+        dns_credential_id: request.dns_credential_id.clone(),
     };
     let step = Step::new(
         "certificate",
@@ -172,12 +286,31 @@ pub(crate) async fn create(
 }
 
 /// A plan, with the certificate it concerns once known.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct PlanAndCertificate<'a> {
+    /// The plan.
     plan: &'a plans::Plan,
+    /// The certificate, once the plan names one.
     certificate: Option<CertificateView<'a>>,
 }
 
+/// Renew now; the old certificate serves until the new one is valid.
+#[utoipa::path(
+    post,
+    path = "/api/v1/acme/certificates/{id}/renew",
+    operation_id = "renew_certificate",
+    tag = "certificates",
+    params(("id" = String, Path, description = "Certificate id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Renewal under way", body = CertificateView),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The token lacks `acme.manage`", body = ErrorBody),
+        (status = 404, description = "No such certificate", body = ErrorBody),
+        (status = 409, description = "The certificate cannot be renewed in its status", body = ErrorBody),
+        (status = 500, description = "Internal error; see the server log", body = ErrorBody),
+    )
+)]
 pub(crate) async fn renew(manager: &Manager, id: &str) -> Result<Response<Full<Bytes>>, ApiError> {
     let record = manager.renew(id).await?;
     Ok(json::ok(
@@ -188,6 +321,23 @@ pub(crate) async fn renew(manager: &Manager, id: &str) -> Result<Response<Full<B
 
 /// Revocation is irreversible, so it is a plan; refused up front (409) when
 /// the certificate cannot be revoked.
+#[utoipa::path(
+    post,
+    path = "/api/v1/acme/certificates/{id}/revoke",
+    operation_id = "revoke_certificate",
+    tag = "certificates",
+    params(("id" = String, Path, description = "Certificate id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Revoked; or the plan awaits approval, or still runs", body = PlanAndCertificate),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The token lacks `acme.manage`", body = ErrorBody),
+        (status = 404, description = "No such certificate", body = ErrorBody),
+        (status = 409, description = "The certificate cannot be revoked in its status", body = ErrorBody),
+        (status = 502, description = "The issuer refused the revocation; the plan says why", body = PlanAndCertificate),
+        (status = 500, description = "Internal error; see the server log", body = ErrorBody),
+    )
+)]
 pub(crate) async fn revoke(
     state: &AdminState,
     token: &TokenRecord,

@@ -9,19 +9,26 @@ use portcullis_config::model::template::RouterTemplate;
 use portcullis_config::model::{ChallengeType, Entrypoint, HostPattern, Mtls, Router, Service};
 use portcullis_config::settings::AcmeSettings;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Issuer of exposed services when the request names none: the public web trusts it.
 pub(crate) const DEFAULT_EXPOSE_ISSUER: &str = "letsencrypt-prod";
 
 /// The request body of `POST /api/v1/ingress/expose`.
-#[derive(Clone, Debug, Default, Deserialize)]
+///
+/// Every field is optional to the parser so that validation can report every
+/// problem at once; the document marks the ones validation requires.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExposeRequest {
     /// Public FQDN; the certificate CN.
+    #[schema(value_type = String, required = true, example = "app.example.com")]
     pub service_hostname: Option<String>,
     /// `http` or `https`.
+    #[schema(value_type = crate::openapi::ServiceProtocolName, required = true)]
     pub service_protocol: Option<String>,
     /// 1-65535.
+    #[schema(value_type = i64, required = true, minimum = 1, maximum = 65535)]
     pub backend_port: Option<i64>,
     /// Address or hostname of the backend.
     pub target_host: Option<String>,
@@ -30,6 +37,7 @@ pub(crate) struct ExposeRequest {
     /// Issuer; `letsencrypt-prod` by default.
     pub tls_issuer: Option<String>,
     /// `http-01` (default), `tls-alpn-01`, `dns-01`.
+    #[schema(value_type = Option<crate::openapi::ChallengeTypeName>)]
     pub challenge_type: Option<String>,
     /// Required for https + dns-01.
     pub dns_credential_id: Option<String>,
@@ -41,7 +49,7 @@ pub(crate) struct ExposeRequest {
 }
 
 /// One rejected field.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub(crate) struct FieldError {
     /// The field, as named in the request.
     pub field: String,
@@ -50,7 +58,7 @@ pub(crate) struct FieldError {
 }
 
 /// Where the backend is.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Target {
     /// A host (address or name) and the backend port.
@@ -68,7 +76,7 @@ pub(crate) enum Target {
 }
 
 /// A validated expose request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub(crate) struct ExposeSpec {
     /// Lower-case public hostname.
     pub hostname: String,
@@ -81,6 +89,7 @@ pub(crate) struct ExposeSpec {
     /// Issuer (https).
     pub issuer: String,
     /// Challenge (https).
+    #[schema(value_type = crate::openapi::ChallengeTypeName)]
     pub challenge_type: ChallengeType,
     /// Template name.
     pub template: String,

@@ -8,15 +8,32 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use portcullis_config::model::{CertStatus, Entrypoint};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use crate::api_error::ApiError;
+use crate::api_error::{ApiError, ErrorBody};
 use crate::expose::{Context, ExposeRequest};
-use crate::plans::{PlanKind, Step};
+use crate::plans::{Plan, PlanKind, Step};
 use crate::server::AdminState;
 use crate::tokens::TokenRecord;
 use crate::{json, plans_api};
 
 /// `POST /api/v1/ingress/expose`: validates everything, then records a plan.
+#[utoipa::path(
+    post,
+    path = "/api/v1/ingress/expose",
+    operation_id = "expose_service",
+    tag = "ingress",
+    request_body = ExposeRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Plan recorded: running, or awaiting approval", body = Plan),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The token lacks `ingress.manage`", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 422, description = "Malformed body, or every rejected field listed in `fields`", body = ErrorBody),
+        (status = 500, description = "Internal error; see the server log", body = ErrorBody),
+    )
+)]
 pub(crate) async fn expose(
     state: &AdminState,
     token: &TokenRecord,
@@ -87,39 +104,77 @@ pub(crate) async fn expose(
 }
 
 /// A router in the monitor.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = MonitoredRouter)]
 struct RouterRow<'a> {
+    /// Router name.
     name: &'a str,
+    /// Path prefix it matches.
     path_prefix: &'a str,
+    /// Service it forwards to.
     service: &'a str,
+    /// Listener.
+    #[schema(value_type = crate::openapi::EntrypointName)]
     entrypoint: &'a str,
+    /// Client-certificate policy.
+    #[schema(value_type = crate::openapi::MtlsName)]
     mtls: &'a str,
+    /// In the live route table.
     live: bool,
 }
 
 /// One certificate (or, for routers without one, one host set) and its routers.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = MonitoredRoute)]
 struct RouteRow<'a> {
+    /// The certificate, when the routers have one.
     certificate_id: Option<&'a str>,
+    /// ``Host(`a`) || Host(`b`)``.
     host_rule: String,
+    /// The certificate's status.
+    #[schema(value_type = Option<crate::openapi::CertificateStatusName>)]
     status: Option<&'static str>,
+    /// Issuer that signed the certificate (or was asked).
     issuer: Option<String>,
+    /// Unix seconds.
     not_after: Option<i64>,
+    /// Whole days until `not_after`.
     days_until_expiry: Option<i64>,
+    /// Any of the routers is live.
     live: bool,
+    /// How many routers.
     router_count: usize,
+    /// The routers.
     routers: Vec<RouterRow<'a>>,
+    /// Where the routes answer.
     public_urls: Vec<String>,
 }
 
-#[derive(Serialize)]
+/// The routes monitor.
+#[derive(Serialize, ToSchema)]
+#[schema(as = RoutesMonitor)]
 struct Monitor<'a> {
+    /// Generation of the applied route table.
     generation: u64,
+    /// Routes grouped by certificate.
     routes: Vec<RouteRow<'a>>,
 }
 
 /// `GET /api/v1/ingress/routes`: read-only, from the same applied state and
 /// the same plan function the route table was built with.
+#[utoipa::path(
+    get,
+    path = "/api/v1/ingress/routes",
+    operation_id = "list_routes",
+    tag = "ingress",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Routes grouped by certificate", body = Monitor),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The token lacks `ingress.read`", body = ErrorBody),
+        (status = 500, description = "Internal error; see the server log", body = ErrorBody),
+    )
+)]
 pub(crate) async fn routes(state: &AdminState) -> Result<Response<Full<Bytes>>, ApiError> {
     let records: BTreeMap<String, portcullis_config::model::CertificateRecord> = state
         .certificates
@@ -209,19 +264,42 @@ pub(crate) async fn routes(state: &AdminState) -> Result<Response<Full<Bytes>>, 
     ))
 }
 
-#[derive(Deserialize)]
+/// The request body of `POST /api/v1/proxy/compose`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ComposeRequest {
+    /// A valid certificate.
     certificate_id: String,
 }
 
-#[derive(Serialize)]
+/// The table was rebuilt.
+#[derive(Serialize, ToSchema)]
 struct Composed {
+    /// The certificate.
     certificate_id: String,
+    /// Generation of the route table now applied.
     generation: u64,
 }
 
 /// `POST /api/v1/proxy/compose`: rebuilds and swaps the table for a valid certificate.
+#[utoipa::path(
+    post,
+    path = "/api/v1/proxy/compose",
+    operation_id = "compose_table",
+    tag = "ingress",
+    request_body = ComposeRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Certificates reloaded and the table swapped", body = Composed),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The token lacks `ingress.manage`", body = ErrorBody),
+        (status = 404, description = "No such certificate", body = ErrorBody),
+        (status = 409, description = "The certificate is not valid", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 422, description = "Malformed body", body = ErrorBody),
+        (status = 500, description = "Internal error; see the server log", body = ErrorBody),
+    )
+)]
 pub(crate) async fn compose(
     state: &AdminState,
     body: Incoming,

@@ -7,6 +7,7 @@
 mod api_error;
 mod audit;
 mod certificates;
+mod dns_credentials;
 mod error;
 mod executor;
 mod expose;
@@ -14,6 +15,7 @@ mod health;
 mod ingress;
 mod json;
 mod metrics;
+mod openapi;
 mod plans;
 mod plans_api;
 mod server;

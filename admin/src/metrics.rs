@@ -8,6 +8,16 @@ use http_body_util::Full;
 use crate::plans::{self, PlanStatus};
 use crate::server::AdminState;
 
+/// Prometheus metrics: the data plane, certificates, plans by status.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "health",
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String),
+    )
+)]
 pub(crate) async fn render(state: &AdminState) -> Response<Full<Bytes>> {
     let mut out = String::with_capacity(8 * 1024);
     state.plane.render_metrics(&mut out);

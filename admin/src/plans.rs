@@ -10,11 +10,12 @@ use portcullis_acme::CertRequest;
 use portcullis_config::store::{space, Expect};
 use portcullis_config::Store;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::expose::ExposeSpec;
 
 /// Where a plan is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum PlanStatus {
     /// Waiting for someone with `plans.approve`.
@@ -52,7 +53,7 @@ impl PlanStatus {
 }
 
 /// Where a step is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum StepStatus {
     /// Not started.
@@ -70,7 +71,7 @@ pub(crate) enum StepStatus {
 }
 
 /// One step of a plan.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub(crate) struct Step {
     /// `service`, `routers`, `certificate`, `table_swap`, `revoke`.
     pub name: String,
@@ -103,7 +104,7 @@ impl Step {
 }
 
 /// What a plan changes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub(crate) enum PlanKind {
     /// Publish a service: service → routers → certificate → table swap.
@@ -124,7 +125,7 @@ pub(crate) enum PlanKind {
 }
 
 /// A certificate request as a plan stores it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CertRequestSpec {
     /// First name.
     pub common_name: String,
@@ -133,9 +134,13 @@ pub struct CertRequestSpec {
     /// Issuer.
     pub issuer: Option<String>,
     /// Challenge type.
+    #[schema(value_type = Option<crate::openapi::ChallengeTypeName>)]
     pub challenge_type: Option<String>,
     /// Account contact.
     pub acme_email: Option<String>,
+    /// DNS credential for dns-01.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_credential_id: Option<String>,
 }
 
 impl From<&CertRequestSpec> for CertRequest {
@@ -146,13 +151,13 @@ impl From<&CertRequestSpec> for CertRequest {
             issuer: spec.issuer.clone(),
             challenge_type: spec.challenge_type.clone(),
             acme_email: spec.acme_email.clone(),
-            dns_credential_id: None,
+            dns_credential_id: spec.dns_credential_id.clone(),
         }
     }
 }
 
 /// A plan and its progress.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub(crate) struct Plan {
     /// Stable id.
     pub id: String,
@@ -235,6 +240,7 @@ mod tests {
                     issuer: None,
                     challenge_type: None,
                     acme_email: None,
+                    dns_credential_id: None,
                 },
             },
         ];

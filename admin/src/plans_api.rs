@@ -5,7 +5,7 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 use portcullis_config::store::Expect;
 
-use crate::api_error::ApiError;
+use crate::api_error::{ApiError, ErrorBody};
 use crate::plans::{self, Plan, PlanKind, PlanStatus, Step};
 use crate::server::AdminState;
 use crate::tokens::TokenRecord;
@@ -82,16 +82,48 @@ pub(crate) fn new_id() -> String {
         .collect()
 }
 
-#[derive(serde::Serialize)]
+/// Every plan, oldest first.
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct PlanList<'a> {
+    /// The plans.
     plans: &'a [Plan],
 }
 
+/// List plans.
+#[utoipa::path(
+    get,
+    path = "/api/v1/plans",
+    operation_id = "list_plans",
+    tag = "plans",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every plan, oldest first", body = PlanList),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The token holds none of `ingress.read`, `acme.read`, `plans.approve`", body = ErrorBody),
+        (status = 500, description = "Internal error; see the server log", body = ErrorBody),
+    )
+)]
 pub(crate) async fn list(state: &AdminState) -> Result<Response<Full<Bytes>>, ApiError> {
     let plans = plans::list(state.store.as_ref()).await?;
     Ok(json::ok(StatusCode::OK, &PlanList { plans: &plans }))
 }
 
+/// One plan.
+#[utoipa::path(
+    get,
+    path = "/api/v1/plans/{id}",
+    operation_id = "show_plan",
+    tag = "plans",
+    params(("id" = String, Path, description = "Plan id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The plan", body = Plan),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The token holds none of `ingress.read`, `acme.read`, `plans.approve`", body = ErrorBody),
+        (status = 404, description = "No such plan", body = ErrorBody),
+        (status = 500, description = "Internal error; see the server log", body = ErrorBody),
+    )
+)]
 pub(crate) async fn show(state: &AdminState, id: &str) -> Result<Response<Full<Bytes>>, ApiError> {
     let (plan, _) = plans::load(state.store.as_ref(), id)
         .await?
@@ -99,8 +131,58 @@ pub(crate) async fn show(state: &AdminState, id: &str) -> Result<Response<Full<B
     Ok(json::ok(StatusCode::OK, &plan))
 }
 
+/// Approves a plan awaiting approval, which then runs.
+#[utoipa::path(
+    post,
+    path = "/api/v1/plans/{id}/approve",
+    operation_id = "approve_plan",
+    tag = "plans",
+    params(("id" = String, Path, description = "Plan id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Approved; the plan runs", body = Plan),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The token lacks `plans.approve`", body = ErrorBody),
+        (status = 404, description = "No such plan", body = ErrorBody),
+        (status = 409, description = "The plan is not awaiting approval, or was decided concurrently", body = ErrorBody),
+        (status = 500, description = "Internal error; see the server log", body = ErrorBody),
+    )
+)]
+pub(crate) async fn approve(
+    state: &AdminState,
+    token: &TokenRecord,
+    id: &str,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    decide(state, token, id, true).await
+}
+
+/// Rejects a plan awaiting approval; nothing is done.
+#[utoipa::path(
+    post,
+    path = "/api/v1/plans/{id}/reject",
+    operation_id = "reject_plan",
+    tag = "plans",
+    params(("id" = String, Path, description = "Plan id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Rejected", body = Plan),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The token lacks `plans.approve`", body = ErrorBody),
+        (status = 404, description = "No such plan", body = ErrorBody),
+        (status = 409, description = "The plan is not awaiting approval, or was decided concurrently", body = ErrorBody),
+        (status = 500, description = "Internal error; see the server log", body = ErrorBody),
+    )
+)]
+pub(crate) async fn reject(
+    state: &AdminState,
+    token: &TokenRecord,
+    id: &str,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    decide(state, token, id, false).await
+}
+
 /// Approves (runs) or rejects a plan awaiting approval; 409 otherwise.
-pub(crate) async fn decide(
+async fn decide(
     state: &AdminState,
     token: &TokenRecord,
     id: &str,

@@ -19,7 +19,9 @@ use tokio::net::TcpListener;
 
 use crate::api_error::ApiError;
 use crate::tokens::{self, TokenRecord, ACME_MANAGE, ACME_READ};
-use crate::{audit, certificates, health, ingress, plans_api, tokens_api, Error};
+use crate::{
+    audit, certificates, dns_credentials, health, ingress, openapi, plans_api, tokens_api, Error,
+};
 
 /// Settings of the control plane.
 #[derive(Debug, Clone, Default)]
@@ -129,8 +131,11 @@ async fn dispatch(
         ["healthz"] if get => return Ok(health::healthz()),
         ["readyz"] if get => return Ok(health::readyz(state)),
         ["metrics"] if get => return Ok(crate::metrics::render(state).await),
+        // The document describes the API; it holds no secret, so no token.
+        ["api", "v1", "openapi.json"] if get => return Ok(openapi::openapi_json()),
+        ["api", "v1", "openapi.json"] => return Err(method_or_path(&method, &segments)),
         ["api", "v1", ..] => {}
-        _ => return Err(ApiError::not_found("route")),
+        _ => return Err(method_or_path(&method, &segments)),
     }
     let token = authenticate(state, &request).await?;
     let manager = &state.certificates;
@@ -164,6 +169,26 @@ async fn dispatch(
             require(&token, ACME_MANAGE)?;
             certificates::revoke(state, &token, id).await
         }
+        ["acme", "dns-credentials"] if get => {
+            require(&token, ACME_READ)?;
+            dns_credentials::list(state).await
+        }
+        ["acme", "dns-credentials"] if post => {
+            require(&token, ACME_MANAGE)?;
+            dns_credentials::create(state, &token, request.into_body()).await
+        }
+        ["acme", "dns-credentials", id] if get => {
+            require(&token, ACME_READ)?;
+            dns_credentials::show(state, id).await
+        }
+        ["acme", "dns-credentials", id] if delete => {
+            require(&token, ACME_MANAGE)?;
+            dns_credentials::remove(state, &token, id).await
+        }
+        ["acme", "dns-credentials", id, "validate"] if post => {
+            require(&token, ACME_MANAGE)?;
+            dns_credentials::validate(state, id).await
+        }
         ["ingress", "expose"] if post => {
             require(&token, tokens::INGRESS_MANAGE)?;
             ingress::expose(state, &token, request.into_body()).await
@@ -192,11 +217,11 @@ async fn dispatch(
         }
         ["plans", id, "approve"] if post => {
             require(&token, tokens::PLANS_APPROVE)?;
-            plans_api::decide(state, &token, id, true).await
+            plans_api::approve(state, &token, id).await
         }
         ["plans", id, "reject"] if post => {
             require(&token, tokens::PLANS_APPROVE)?;
-            plans_api::decide(state, &token, id, false).await
+            plans_api::reject(state, &token, id).await
         }
         ["tokens"] if get => tokens_api::list(state).await,
         ["tokens"] if post => tokens_api::create(state, &token, request.into_body()).await,
@@ -205,8 +230,37 @@ async fn dispatch(
             require(&token, tokens::AUDIT_READ)?;
             tokens_api::audit_log(state, query.as_deref()).await
         }
-        _ => Err(method_or_path(&method)),
+        _ => Err(method_or_path(&method, &segments)),
     }
+}
+
+/// The methods a known path serves (the `Allow` of its 405), or `None` for
+/// a path no route serves. Mirrors the arms of [`dispatch`]; GET routes
+/// answer HEAD too.
+pub(crate) fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
+    const GET: &str = "GET, HEAD";
+    const POST: &str = "POST";
+    const GET_POST: &str = "GET, HEAD, POST";
+    let allow = match segments {
+        ["healthz"] | ["readyz"] | ["metrics"] => GET,
+        ["api", "v1", rest @ ..] => match rest {
+            ["openapi.json"] => GET,
+            ["acme", "certificates"] => GET_POST,
+            ["acme", "certificates", _] => GET,
+            ["acme", "certificates", _, "renew" | "revoke"] => POST,
+            ["acme", "dns-credentials"] => GET_POST,
+            ["acme", "dns-credentials", _] => "GET, HEAD, DELETE",
+            ["acme", "dns-credentials", _, "validate"] => POST,
+            ["ingress", "expose"] | ["proxy", "compose"] => POST,
+            ["ingress", "routes"] | ["plans"] | ["plans", _] | ["audit"] => GET,
+            ["plans", _, "approve" | "reject"] => POST,
+            ["tokens"] => GET_POST,
+            ["tokens", _] => "DELETE",
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(allow)
 }
 
 fn require_any(token: &TokenRecord, permissions: &[&str]) -> Result<(), ApiError> {
@@ -217,12 +271,17 @@ fn require_any(token: &TokenRecord, permissions: &[&str]) -> Result<(), ApiError
     }
 }
 
-fn method_or_path(method: &Method) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        format!("no {method} route at this path"),
-    )
+/// 405 naming the methods when the path is served with other methods, else 404.
+fn method_or_path(method: &Method, segments: &[&str]) -> ApiError {
+    match (allowed_methods(segments), segments) {
+        (Some(allow), _) => ApiError::method_not_allowed(method, allow),
+        (None, ["api", "v1", ..]) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no {method} route at this path"),
+        ),
+        (None, _) => ApiError::not_found("route"),
+    }
 }
 
 async fn authenticate(

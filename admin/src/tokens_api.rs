@@ -9,39 +9,81 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use portcullis_config::store::{space, Expect};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use crate::api_error::ApiError;
+use crate::api_error::{ApiError, ErrorBody};
 use crate::server::AdminState;
 use crate::tokens::{self, TokenRecord, ALL_PERMISSIONS};
 use crate::{audit, json};
 
-#[derive(Deserialize)]
+/// The request body of `POST /api/v1/tokens`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateToken {
+    /// 1-64 letters, digits, `-`, `_` or `.`; shown in the audit log.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", example = "deploy-bot")]
     name: String,
+    /// At least one; only permissions the calling token holds.
+    #[schema(value_type = Vec<crate::openapi::PermissionName>, min_items = 1)]
     permissions: Vec<String>,
 }
 
-#[derive(Serialize)]
+/// A new token.
+#[derive(Serialize, ToSchema)]
+#[schema(as = CreatedToken)]
 struct Created<'a> {
+    /// Its name.
     name: &'a str,
+    /// What it may do.
     permissions: &'a [String],
     /// Shown once; only its hash is kept.
     token: &'a str,
 }
 
-#[derive(Serialize)]
+/// A token, without its secret.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Token)]
 struct Listed<'a> {
+    /// Its name.
     name: &'a str,
+    /// What it may do.
     permissions: &'a [String],
+    /// Unix seconds.
     created_at: i64,
 }
 
-#[derive(Serialize)]
+/// Every token.
+#[derive(Serialize, ToSchema)]
 struct TokenList<'a> {
+    /// The tokens.
     tokens: Vec<Listed<'a>>,
 }
 
+/// A token was revoked.
+#[derive(Serialize, ToSchema)]
+struct Revoked<'a> {
+    /// Its name.
+    revoked: &'a str,
+}
+
+/// Create a token; the answer is the only place its secret appears.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    operation_id = "create_token",
+    tag = "tokens",
+    request_body = CreateToken,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created; `token` is shown once", body = Created),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The calling token lacks a permission it tried to hand out", body = ErrorBody),
+        (status = 409, description = "A token with that name exists", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 422, description = "Malformed body, or every rejected field listed in `fields`", body = ErrorBody),
+        (status = 500, description = "Internal error; see the server log", body = ErrorBody),
+    )
+)]
 pub(crate) async fn create(
     state: &AdminState,
     caller: &TokenRecord,
@@ -135,6 +177,19 @@ pub(crate) async fn create(
     ))
 }
 
+/// List tokens (never their secrets).
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    operation_id = "list_tokens",
+    tag = "tokens",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every token", body = TokenList),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 500, description = "Internal error; see the server log", body = ErrorBody),
+    )
+)]
 pub(crate) async fn list(state: &AdminState) -> Result<Response<Full<Bytes>>, ApiError> {
     let records: Vec<TokenRecord> = state
         .store
@@ -154,6 +209,22 @@ pub(crate) async fn list(state: &AdminState) -> Result<Response<Full<Bytes>>, Ap
     Ok(json::ok(StatusCode::OK, &TokenList { tokens }))
 }
 
+/// Revoke a token; only a caller holding every permission of that token may.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{name}",
+    operation_id = "revoke_token",
+    tag = "tokens",
+    params(("name" = String, Path, description = "Token name")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Revoked", body = Revoked),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The calling token lacks a permission the revoked token holds", body = ErrorBody),
+        (status = 404, description = "No such token", body = ErrorBody),
+        (status = 500, description = "Internal error; see the server log", body = ErrorBody),
+    )
+)]
 pub(crate) async fn revoke(
     state: &AdminState,
     caller: &TokenRecord,
@@ -196,26 +267,56 @@ pub(crate) async fn revoke(
         None,
     )
     .await;
-    Ok(json::ok(
-        StatusCode::OK,
-        &serde_json::json!({ "revoked": name }),
-    ))
+    Ok(json::ok(StatusCode::OK, &Revoked { revoked: name }))
 }
 
-#[derive(Serialize)]
+/// Audit entries, newest first.
+#[derive(Serialize, ToSchema)]
 struct AuditList {
+    /// The entries.
     entries: Vec<audit::AuditEntry>,
 }
 
+/// Entries `GET /api/v1/audit` returns when the query names no `limit`.
+const DEFAULT_AUDIT_LIMIT: usize = 100;
+/// The most entries one `GET /api/v1/audit` returns.
+const MAX_AUDIT_LIMIT: usize = 10_000;
+
+/// The newest entries of the audit log.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    operation_id = "list_audit",
+    tag = "tokens",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 10000, description = "How many entries, newest first; 100 when absent"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The newest entries, newest first", body = AuditList),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The token lacks `audit.read`", body = ErrorBody),
+        (status = 422, description = "`limit` is not a whole number in 1-10000", body = ErrorBody),
+        (status = 500, description = "Internal error; see the server log", body = ErrorBody),
+    )
+)]
 pub(crate) async fn audit_log(
     state: &AdminState,
     query: Option<&str>,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
-    let limit = query
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("limit=")))
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(100)
-        .clamp(1, 10_000);
+    let limit = match query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("limit="))) {
+        None => DEFAULT_AUDIT_LIMIT,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_AUDIT_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid_fields(vec![crate::expose::FieldError {
+                    field: "limit".into(),
+                    message: format!("\"{text}\" is not a whole number in 1-{MAX_AUDIT_LIMIT}"),
+                }])
+            })?,
+    };
     let entries = audit::list(state.store.as_ref(), limit).await?;
     Ok(json::ok(StatusCode::OK, &AuditList { entries }))
 }

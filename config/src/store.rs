@@ -35,6 +35,10 @@ pub mod space {
     pub const LEDGER: &str = "ledger";
     /// Admin API tokens (hashed).
     pub const TOKENS: &str = "tokens";
+    /// DNS provider credentials (JSON; their secrets live in the secret space).
+    pub const DNS_CREDENTIALS: &str = "dns_credentials";
+    /// DNS-01 TXT records written and not yet removed, so a restart cleans them up.
+    pub const DNS_CLEANUP: &str = "dns_cleanup";
     /// Approval plans (JSON).
     pub const PLANS: &str = "plans";
     /// The audit log, append-only; keys sort by time.

@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod client;
 pub mod inproc;
+pub mod knot;
 pub mod lab;
 pub mod pebble;
 pub mod pki;

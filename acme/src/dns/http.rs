@@ -52,7 +52,9 @@ pub struct HttpApi {
 
 impl std::fmt::Debug for HttpApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpApi").field("base_url", &self.base_url).finish_non_exhaustive()
+        f.debug_struct("HttpApi")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -132,7 +134,11 @@ impl HttpApi {
             .await
             .map_err(|e| transport(format!("reading the answer: {e}")))?
             .to_bytes();
-        Ok(Answer { status, headers, body })
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
     }
 
     /// Sends JSON (or nothing) and returns the answer.
@@ -146,12 +152,18 @@ impl HttpApi {
         let mut all = headers.to_vec();
         let bytes = match body {
             Some(body) => {
-                all.push((http::header::CONTENT_TYPE, HeaderValue::from_static("application/json")));
+                all.push((
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                ));
                 Bytes::from(body.to_string())
             }
             None => Bytes::new(),
         };
-        all.push((http::header::ACCEPT, HeaderValue::from_static("application/json")));
+        all.push((
+            http::header::ACCEPT,
+            HeaderValue::from_static("application/json"),
+        ));
         self.send(method, path_and_query, &all, bytes).await
     }
 }

@@ -39,13 +39,19 @@ pub fn spec(name: &str) -> Option<&'static ProviderSpec> {
 
 /// Builds a provider from a credential's fields.
 pub fn build(name: &str, fields: &Fields) -> Result<Box<dyn DnsProvider>, DnsError> {
-    let (_, builder) = REGISTRY.iter().find(|(spec, _)| spec.name == name).ok_or_else(|| {
-        let known: Vec<&str> = specs().map(|s| s.name).collect();
-        DnsError::Config {
-            provider: "dns",
-            field: "provider".into(),
-            message: format!("\"{name}\" is not a supported provider; use one of: {}", known.join(", ")),
-        }
-    })?;
+    let (_, builder) = REGISTRY
+        .iter()
+        .find(|(spec, _)| spec.name == name)
+        .ok_or_else(|| {
+            let known: Vec<&str> = specs().map(|s| s.name).collect();
+            DnsError::Config {
+                provider: "dns",
+                field: "provider".into(),
+                message: format!(
+                    "\"{name}\" is not a supported provider; use one of: {}",
+                    known.join(", ")
+                ),
+            }
+        })?;
     builder(fields)
 }

@@ -11,6 +11,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
 use super::Manager;
+use crate::dns::solver::Dns01;
 use crate::material::{ari_identifier, key_der, leaf_facts};
 use crate::order::{self, Issued};
 use crate::window::backoff_seconds;
@@ -130,6 +131,11 @@ impl Manager {
                         && record.ari_window_start.is_some())
                     .then(|| record.chain_pem.as_deref().and_then(ari_identifier))
                     .flatten();
+                    let dns = self.dns01(record);
+                    if let Some(dns) = &dns {
+                        // An invalid credential fails here, before any order exists.
+                        dns.check_credential().await?;
+                    }
                     order::run(
                         &account,
                         &names,
@@ -137,6 +143,7 @@ impl Manager {
                         profile.as_deref(),
                         replaces,
                         self.inner.responder.as_ref(),
+                        dns.as_ref(),
                     )
                     .await
                 }
@@ -161,6 +168,18 @@ impl Manager {
             }
         }
         Err(last.unwrap_or_else(|| Error::Acme("no attempt was made".into())))
+    }
+
+    fn dns01(&self, record: &CertificateRecord) -> Option<Dns01> {
+        let credential_id = record.dns_credential_id.clone()?;
+        (record.challenge_type == portcullis_config::model::ChallengeType::Dns01).then(|| Dns01 {
+            credentials: self.inner.credentials.clone(),
+            credential_id,
+            store: std::sync::Arc::clone(&self.inner.store),
+            resolvers: self.inner.settings.dns_resolvers.clone(),
+            check_propagation: !self.inner.settings.disable_propagation_check,
+            propagation_timeout: self.inner.settings.propagation_timeout,
+        })
     }
 
     async fn store_issued(

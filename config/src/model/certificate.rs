@@ -160,6 +160,9 @@ pub struct CertificateRecord {
     /// ACME account contact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acme_email: Option<String>,
+    /// DNS provider credential for dns-01.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_credential_id: Option<String>,
     /// Lifecycle state.
     pub status: CertStatus,
     /// Why it failed, or a warning (e.g. a failed renewal), verbatim from the CA where it came from one.

@@ -25,6 +25,8 @@ pub const DEFAULT_RENEW_INTERVAL: &str = "6h";
 pub const DEFAULT_RENEW_BEFORE: &str = "30d";
 /// Default cap on the backoff between failed attempts for the same names.
 pub const DEFAULT_BACKOFF_MAX: &str = "6h";
+/// Default time the DNS-01 propagation check waits for a TXT record.
+pub const DEFAULT_PROPAGATION_TIMEOUT: &str = "2m";
 /// Let's Encrypt's published limit of new certificates per registered domain per week.
 pub const LETSENCRYPT_WEEKLY_LIMIT: u32 = 50;
 
@@ -37,6 +39,9 @@ pub(super) struct RawAcme {
     renew_before: String,
     backoff_max: String,
     issuers: BTreeMap<String, RawIssuer>,
+    dns_resolvers: Vec<String>,
+    disable_propagation_check: bool,
+    propagation_timeout: String,
 }
 
 impl Default for RawAcme {
@@ -48,6 +53,9 @@ impl Default for RawAcme {
             renew_before: DEFAULT_RENEW_BEFORE.to_owned(),
             backoff_max: DEFAULT_BACKOFF_MAX.to_owned(),
             issuers: BTreeMap::new(),
+            dns_resolvers: Vec::new(),
+            disable_propagation_check: false,
+            propagation_timeout: DEFAULT_PROPAGATION_TIMEOUT.to_owned(),
         }
     }
 }
@@ -128,6 +136,13 @@ pub struct AcmeSettings {
     pub backoff_max: Duration,
     /// Every issuer by name, built-ins included.
     pub issuers: BTreeMap<String, IssuerSettings>,
+    /// Resolvers for zone detection and the propagation check; empty = the
+    /// system resolver and the zone's authoritative servers.
+    pub dns_resolvers: Vec<std::net::SocketAddr>,
+    /// Skip waiting for TXT records to be visible before validation.
+    pub disable_propagation_check: bool,
+    /// How long the propagation check waits.
+    pub propagation_timeout: Duration,
 }
 
 impl AcmeSettings {
@@ -269,7 +284,13 @@ pub(super) fn validate(raw: RawAcme) -> Result<AcmeSettings, (String, String)> {
             format!("\"{}\" is not a configured issuer", raw.default_issuer),
         ));
     }
+    let dns_resolvers =
+        parse_resolvers(&raw.dns_resolvers).map_err(|m| ("acme.dns_resolvers".to_owned(), m))?;
+    let propagation_timeout = duration("propagation_timeout", &raw.propagation_timeout)?;
     Ok(AcmeSettings {
+        dns_resolvers,
+        disable_propagation_check: raw.disable_propagation_check,
+        propagation_timeout,
         email: raw.email,
         default_issuer: raw.default_issuer,
         renew_interval,
@@ -277,4 +298,19 @@ pub(super) fn validate(raw: RawAcme) -> Result<AcmeSettings, (String, String)> {
         backoff_max,
         issuers,
     })
+}
+
+/// Parses `"1.1.1.1:53"` entries (a bare IP gets port 53).
+pub fn parse_resolvers<S: AsRef<str>>(entries: &[S]) -> Result<Vec<std::net::SocketAddr>, String> {
+    entries
+        .iter()
+        .map(|e| e.as_ref().trim())
+        .filter(|e| !e.is_empty())
+        .map(|entry| {
+            entry
+                .parse::<std::net::SocketAddr>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(|ip| std::net::SocketAddr::new(ip, 53)))
+                .map_err(|_| format!("\"{entry}\" is not an IP address with an optional port, e.g. \"1.1.1.1:53\""))
+        })
+        .collect()
 }

@@ -1,0 +1,267 @@
+//! Hetzner against the contract server in [`contract`]: the scenarios
+//! the provider must get through.
+
+mod contract;
+
+use bytes::Bytes;
+use http::Method;
+use serde_json::json;
+
+use crate::dns::http::HttpApi;
+use crate::dns::provider::DnsError;
+use contract::{Record, Server};
+
+const TOKEN: &str = "LlGoDUQ39S6akqoav5meAsv5OIpeywhj";
+const WRONG_TOKEN: &str = "84BFPidGvvNgeX9kdbs4ErmyMp05BI9p";
+
+// === the scenarios ===
+
+#[tokio::test]
+async fn validate_lists_the_zones_the_token_sees() {
+    let server = Server::start(&["example.com", "example.org"]).await;
+    let zones = server.provider(TOKEN).validate().await.unwrap();
+    assert_eq!(
+        zones,
+        vec!["example.com".to_owned(), "example.org".to_owned()]
+    );
+}
+
+#[tokio::test]
+async fn validate_follows_every_page() {
+    let names: Vec<String> = (0..230).map(|i| format!("zone{i}.example")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let server = Server::start(&refs).await;
+    assert_eq!(server.provider(TOKEN).validate().await.unwrap(), names);
+}
+
+#[tokio::test]
+async fn a_refused_token_is_an_auth_error_in_hetzners_words() {
+    let server = Server::start(&["example.com"]).await;
+    let provider = server.provider(WRONG_TOKEN);
+    for err in [
+        provider.validate().await.unwrap_err(),
+        provider
+            .cleanup("example.com", "_acme-challenge.example.com", "v")
+            .await
+            .unwrap_err(),
+    ] {
+        match &err {
+            DnsError::Auth { provider, message } => {
+                assert_eq!(*provider, "hetzner");
+                assert_eq!(message, "Invalid authentication credentials");
+            }
+            other => panic!("expected Auth, got {other:?}"),
+        }
+        assert!(!err.to_string().contains(WRONG_TOKEN), "{err}");
+        assert!(!format!("{err:?}").contains(WRONG_TOKEN));
+    }
+}
+
+#[tokio::test]
+async fn two_values_at_one_name_coexist_and_cleanup_removes_only_its_own() {
+    let server = Server::start(&["example.com"]).await;
+    let provider = server.provider(TOKEN);
+    let name = "_acme-challenge.example.com";
+
+    provider
+        .present("example.com", name, "value-for-wildcard")
+        .await
+        .unwrap();
+    provider
+        .present("example.com", name, "value-for-apex")
+        .await
+        .unwrap();
+    assert_eq!(
+        server.txt_at("_acme-challenge"),
+        vec!["value-for-apex", "value-for-wildcard"]
+    );
+    provider
+        .present("example.com", name, "value-for-apex")
+        .await
+        .unwrap();
+    assert_eq!(server.txt().len(), 2);
+
+    provider
+        .cleanup("example.com", name, "value-for-wildcard")
+        .await
+        .unwrap();
+    assert_eq!(server.txt_at("_acme-challenge"), vec!["value-for-apex"]);
+    provider
+        .cleanup("example.com", name, "value-for-wildcard")
+        .await
+        .unwrap();
+    provider
+        .cleanup("example.com", name, "never-presented")
+        .await
+        .unwrap();
+    assert_eq!(server.txt_at("_acme-challenge"), vec!["value-for-apex"]);
+}
+
+#[tokio::test]
+async fn names_are_relative_with_at_for_the_apex() {
+    let server = Server::start(&["example.net", "example.com"]).await;
+    let provider = server.provider(TOKEN);
+    provider
+        .present("example.com", "example.com", "at-the-apex")
+        .await
+        .unwrap();
+    provider
+        .present("example.com", "_acme-challenge.www.example.com", "below")
+        .await
+        .unwrap();
+    let records = server.txt();
+    assert_eq!(records.len(), 2);
+    assert_eq!(
+        (records[0].name.as_str(), records[0].value.as_str()),
+        ("@", "at-the-apex")
+    );
+    assert_eq!(
+        (records[1].name.as_str(), records[1].value.as_str()),
+        ("_acme-challenge.www", "below")
+    );
+    let zone_id = server.zone_id("example.com");
+    assert!(records
+        .iter()
+        .all(|r| r.zone_id == zone_id && r.ttl == Some(60)));
+
+    provider
+        .cleanup("example.com", "example.com", "at-the-apex")
+        .await
+        .unwrap();
+    assert_eq!(server.txt_at("_acme-challenge.www"), vec!["below"]);
+    assert!(server.txt_at("@").is_empty());
+}
+
+#[tokio::test]
+async fn a_busy_zone_is_read_page_by_page() {
+    let server = Server::start(&["example.com"]).await;
+    let zone_id = server.zone_id("example.com");
+    {
+        let mut s = server.state.lock().unwrap();
+        for i in 0..250 {
+            s.records.push(Record {
+                id: format!("seed{i}"),
+                zone_id: zone_id.clone(),
+                kind: "A".into(),
+                name: format!("host{i}"),
+                value: "192.0.2.1".into(),
+                ttl: None,
+            });
+        }
+        s.records.push(Record {
+            id: "seed-txt".into(),
+            zone_id: zone_id.clone(),
+            kind: "TXT".into(),
+            name: "_acme-challenge".into(),
+            value: "\"quoted-by-the-console\"".into(),
+            ttl: Some(60),
+        });
+    }
+    let provider = server.provider(TOKEN);
+    // The value on page three is found: presenting it again adds nothing.
+    provider
+        .present(
+            "example.com",
+            "_acme-challenge.example.com",
+            "quoted-by-the-console",
+        )
+        .await
+        .unwrap();
+    assert_eq!(server.txt().len(), 1);
+    provider
+        .cleanup(
+            "example.com",
+            "_acme-challenge.example.com",
+            "quoted-by-the-console",
+        )
+        .await
+        .unwrap();
+    assert!(server.txt().is_empty());
+    assert_eq!(server.state.lock().unwrap().records.len(), 250);
+}
+
+#[tokio::test]
+async fn a_zone_the_token_cannot_see_is_zone_not_found() {
+    let server = Server::start(&["example.com"]).await;
+    let err = server
+        .provider(TOKEN)
+        .present("example.org", "_acme-challenge.example.org", "v")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, DnsError::ZoneNotFound { ref zone, .. } if zone == "example.org"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_contract_refuses_what_the_documentation_does_not_allow() {
+    let server = Server::start(&["example.com"]).await;
+    let zone_id = server.zone_id("example.com");
+    let api = HttpApi::new("hetzner", &server.base_url()).unwrap();
+    let auth = [(
+        http::HeaderName::from_static("auth-api-token"),
+        http::HeaderValue::from_static(TOKEN),
+    )];
+
+    let anonymous = api.json(Method::GET, "/zones", &[], None).await.unwrap();
+    assert_eq!(
+        (anonymous.status, anonymous.json()["message"].as_str()),
+        (401, Some("No API key found in request"))
+    );
+    assert_eq!(
+        api.json(Method::GET, "/zone", &auth, None)
+            .await
+            .unwrap()
+            .status,
+        404
+    );
+    assert_eq!(
+        api.json(Method::PUT, "/records", &auth, None)
+            .await
+            .unwrap()
+            .status,
+        404
+    );
+    assert_eq!(
+        api.json(Method::GET, "/zones?per_page=1000", &auth, None)
+            .await
+            .unwrap()
+            .status,
+        400
+    );
+    let json_type = (
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    let broken = api
+        .send(
+            Method::POST,
+            "/records",
+            &[auth[0].clone(), json_type],
+            Bytes::from_static(b"zone_id="),
+        )
+        .await
+        .unwrap();
+    assert_eq!(broken.status, 400);
+    let short_ttl =
+        json!({ "zone_id": zone_id, "type": "TXT", "name": "x", "value": "v", "ttl": 1 });
+    let answer = api
+        .json(Method::POST, "/records", &auth, Some(&short_ttl))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 422);
+    assert!(answer.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("422"));
+    let no_zone = json!({ "type": "TXT", "name": "x", "value": "v" });
+    assert_eq!(
+        api.json(Method::POST, "/records", &auth, Some(&no_zone))
+            .await
+            .unwrap()
+            .status,
+        422
+    );
+    assert!(server.txt().is_empty());
+}
