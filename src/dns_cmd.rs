@@ -19,8 +19,8 @@ pub(crate) enum CredentialsCommand {
         #[arg(long)]
         provider: String,
         /// A plain setting, KEY=VALUE (repeat), e.g. base_url=…, server=…, key_name=….
-        #[arg(long = "config", value_name = "KEY=VALUE")]
-        config: Vec<String>,
+        #[arg(long = "setting", value_name = "KEY=VALUE")]
+        settings: Vec<String>,
         /// A secret read from an environment variable, KEY=ENV_VAR (repeat):
         /// keeps it out of shell history and the process list.
         #[arg(long = "secret-env", value_name = "KEY=ENV_VAR")]
@@ -63,7 +63,7 @@ pub(crate) async fn credentials(
         CredentialsCommand::Add {
             name,
             provider,
-            config,
+            settings,
             secret_env,
             secret,
         } => {
@@ -76,7 +76,7 @@ pub(crate) async fn credentials(
                     .with_context(|| format!("--secret-env {key}: ${var} is not set"))?;
                 secrets.insert(key.to_owned(), Value::String(value));
             }
-            let body = json!({"name": name, "provider": provider, "config": pairs(&config, "--config")?, "secrets": secrets});
+            let body = json!({"name": name, "provider": provider, "config": pairs(&settings, "--setting")?, "secrets": secrets});
             let record = client.post(BASE, Some(body)).await?;
             print_credential(&record);
             if record["status"] != "valid" {
@@ -130,4 +130,104 @@ fn print_credential(record: &Value) {
     if let Some(message) = record["status_message"].as_str() {
         println!("  {message}");
     }
+}
+
+/// `portcullis doctor dns NAME`: what DNS-01 would see for NAME.
+pub(crate) async fn doctor_dns(
+    name: &str,
+    settings: &portcullis_config::Settings,
+) -> anyhow::Result<()> {
+    use portcullis_acme::dns::resolver::Resolver;
+    let resolvers = &settings.acme.dns_resolvers;
+    let resolver = Resolver::new(resolvers)?;
+    let base = name
+        .trim_start_matches("*.")
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    println!("name:            {base}");
+    println!(
+        "resolvers:       {}",
+        if resolvers.is_empty() {
+            "system (set acme.dns_resolvers or PORTCULLIS_ACME_DNS_RESOLVERS to change)".to_owned()
+        } else {
+            resolvers
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
+    let challenge = format!("_acme-challenge.{base}");
+    let target = match resolver.resolve_cname_chain(&challenge).await {
+        Ok(target) => target,
+        Err(error) => {
+            println!("{challenge}: {error}");
+            challenge.clone()
+        }
+    };
+    if target != challenge {
+        println!("delegation:      {challenge} CNAME -> {target} (TXT records are written there)");
+    }
+    let zone = match resolver.find_zone(&target).await {
+        Ok(zone) => zone,
+        Err(error) => bail!("{error}"),
+    };
+    println!("zone:            {}", zone.name);
+    println!("nameservers:");
+    for (host, addresses) in &zone.nameservers {
+        let addresses: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+        println!(
+            "  {host} ({})",
+            if addresses.is_empty() {
+                "no address".to_owned()
+            } else {
+                addresses.join(", ")
+            }
+        );
+    }
+    let servers: Vec<std::net::SocketAddr> = if resolvers.is_empty() {
+        zone.nameservers
+            .iter()
+            .flat_map(|(_, addresses)| {
+                addresses
+                    .iter()
+                    .map(|ip| std::net::SocketAddr::new(*ip, 53))
+            })
+            .collect()
+    } else {
+        resolvers.clone()
+    };
+    println!("TXT {target}:");
+    for server in servers {
+        match resolver.txt_at(server, &target).await {
+            Ok(values) if values.is_empty() => println!("  {server}: (none)"),
+            Ok(values) => println!(
+                "  {server}: {}",
+                values
+                    .iter()
+                    .map(|v| format!("\"{v}\""))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            Err(error) => println!("  {server}: {error}"),
+        }
+    }
+    match resolver.resolve_cname_chain(&base).await {
+        Ok(final_name) if final_name != base => println!("CNAME {base} -> {final_name}"),
+        Ok(_) => println!("CNAME {base}: (none)"),
+        Err(error) => println!("CNAME {base}: {error}"),
+    }
+    match resolver.addresses(&base).await {
+        Ok(addresses) if addresses.is_empty() => println!("A/AAAA {base}: (none)"),
+        Ok(addresses) => println!(
+            "A/AAAA {base}: {}",
+            addresses
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Err(error) => println!("A/AAAA {base}: {error}"),
+    }
+    Ok(())
 }

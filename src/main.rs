@@ -76,12 +76,28 @@ enum Command {
         #[command(flatten)]
         target: client::Target,
     },
+    /// Diagnostics.
+    Doctor {
+        #[command(subcommand)]
+        command: DoctorCommand,
+        #[command(flatten)]
+        target: client::Target,
+    },
     /// The internal CA.
     Ca {
         #[command(subcommand)]
         command: CaCommand,
         #[command(flatten)]
         target: client::Target,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DoctorCommand {
+    /// What DNS-01 sees for NAME: zone, nameservers, their _acme-challenge TXT answers, CNAME and A records.
+    Dns {
+        /// The name a certificate is wanted for.
+        name: String,
     },
 }
 
@@ -114,6 +130,18 @@ fn main() -> ExitCode {
         Command::DnsCredentials { command, target } => {
             client_runtime().and_then(|rt| rt.block_on(dns_cmd::credentials(command, &target)))
         }
+        Command::Doctor {
+            command: DoctorCommand::Dns { name },
+            target,
+        } => target
+            .settings()
+            .and_then(|mut settings| {
+                apply_environment(&mut settings)?;
+                Ok(settings)
+            })
+            .and_then(|settings| {
+                client_runtime().and_then(|rt| rt.block_on(dns_cmd::doctor_dns(&name, &settings)))
+            }),
         Command::Ca {
             command: CaCommand::Export,
             target,

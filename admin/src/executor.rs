@@ -191,6 +191,7 @@ async fn expose(state: &AdminState, plan: &mut Plan, spec: &ExposeSpec) -> Resul
             sans: spec.hosts.iter().skip(1).cloned().collect(),
             issuer: Some(spec.issuer.clone()),
             challenge_type: Some(spec.challenge_type.as_str().to_owned()),
+            dns_credential_id: spec.dns_credential_id.clone(),
             ..CertRequest::default()
         };
         Some(certificate_step(state, plan, 2, &request).await?)

@@ -93,6 +93,9 @@ pub(crate) struct ExposeSpec {
     pub challenge_type: ChallengeType,
     /// Template name.
     pub template: String,
+    /// DNS credential (dns-01).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_credential_id: Option<String>,
 }
 
 /// What validation needs to know about the world.
@@ -228,11 +231,6 @@ impl ExposeRequest {
                     "dns_credential_id",
                     "is required for dns-01: the id of a DNS provider credential".into(),
                 );
-            } else {
-                fail(
-                    "challenge_type",
-                    "dns-01 is not available in this version; use http-01 or tls-alpn-01".into(),
-                );
             }
         }
         let mut hosts: Vec<String> = hostname.iter().cloned().collect();
@@ -290,6 +288,10 @@ impl ExposeRequest {
                     issuer,
                     challenge_type,
                     template,
+                    dns_credential_id: self
+                        .dns_credential_id
+                        .clone()
+                        .filter(|_| challenge_type == ChallengeType::Dns01),
                 })
             }
             _ => Err(errors),

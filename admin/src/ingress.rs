@@ -54,6 +54,16 @@ pub(crate) async fn expose(
             has_mtls_ca: state.config.mtls_client_ca_pem.is_some(),
         })
         .map_err(ApiError::invalid_fields)?;
+    if let Some(id) = &spec.dns_credential_id {
+        if state.certificates.credentials().get(id).await.is_err() {
+            return Err(ApiError::invalid_fields(vec![crate::expose::FieldError {
+                field: "dns_credential_id".into(),
+                message: format!(
+                    "no DNS credential with id \"{id}\"; list them at /api/v1/acme/dns-credentials"
+                ),
+            }]));
+        }
+    }
     let template = state
         .config
         .router_templates

@@ -341,3 +341,163 @@ async fn propagation_timeout_says_what_was_seen_and_records_are_removed_even_aft
         .is_empty());
     drop(silent);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_and_the_credentials_cli() {
+    let lab = dns_lab("").await;
+    let admin_env = |command: &mut std::process::Command| {
+        command
+            .env(
+                "PORTCULLIS_ADMIN_URL",
+                format!("http://{}", lab.server.admin),
+            )
+            .env("PORTCULLIS_TOKEN", lab.server.token());
+    };
+    let mut add = std::process::Command::new(server::binary());
+    add.args([
+        "dns-credentials",
+        "add",
+        "--name",
+        "knot-cli",
+        "--provider",
+        "rfc2136",
+    ])
+    .args(["--setting", &format!("server={}", lab.knot.addr)])
+    .args(["--setting", &format!("key_name={}", lab.knot.key_name)])
+    .args(["--setting", "zones=example.test"])
+    .args(["--secret-env", "key_secret=KNOT_SECRET"])
+    .env("KNOT_SECRET", &lab.knot.key_secret_base64);
+    admin_env(&mut add);
+    let output = add.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("valid") && stdout.contains("example.test"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&lab.knot.key_secret_base64));
+    let id = stdout.split_whitespace().next().unwrap().to_owned();
+
+    // A TXT value at the delegated name, then the doctor's view of it.
+    let (_, credential) = lab
+        .server
+        .api("GET", &format!("{CREDENTIALS}/{id}"), None)
+        .await;
+    assert_eq!(credential["status"], "valid");
+    let provider = portcullis_acme::dns::providers::build(
+        "rfc2136",
+        &portcullis_acme::dns::Fields {
+            config: [
+                ("server".to_owned(), lab.knot.addr.to_string()),
+                ("key_name".to_owned(), lab.knot.key_name.clone()),
+            ]
+            .into(),
+            secrets: [("key_secret".to_owned(), lab.knot.key_secret_base64.clone())].into(),
+        },
+    )
+    .unwrap();
+    provider
+        .present(
+            "example.test",
+            "_acme-challenge.delegated.example.test",
+            "doctor-probe",
+        )
+        .await
+        .unwrap();
+    let output = std::process::Command::new(server::binary())
+        .args(["doctor", "dns", "shop.example.test"])
+        .env("PORTCULLIS_ACME_DNS_RESOLVERS", lab.knot.addr.to_string())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for expected in [
+        "zone:            example.test",
+        "delegation:      _acme-challenge.shop.example.test CNAME -> _acme-challenge.delegated.example.test",
+        "ns1.example.test (127.0.0.1)",
+        "\"doctor-probe\"",
+        "A/AAAA shop.example.test: 127.0.0.1",
+    ] {
+        assert!(report.contains(expected), "missing {expected:?} in:\n{report}");
+    }
+    provider
+        .cleanup(
+            "example.test",
+            "_acme-challenge.delegated.example.test",
+            "doctor-probe",
+        )
+        .await
+        .unwrap();
+
+    let mut remove = std::process::Command::new(server::binary());
+    remove.args(["dns-credentials", "remove", &id]);
+    admin_env(&mut remove);
+    assert!(remove.output().unwrap().status.success());
+    let (status, _) = lab
+        .server
+        .api("GET", &format!("{CREDENTIALS}/{id}"), None)
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expose_over_dns01() {
+    let backend = Backend::start("svc").await;
+    let lab = dns_lab("").await;
+    let credential = lab.credential("knot", &lab.knot.key_secret_base64).await;
+    let body = json!({
+        "service_hostname": "portal.example.test",
+        "service_protocol": "https",
+        "backend_port": backend.addr.port(),
+        "target_host": "127.0.0.1",
+        "tls_issuer": "pebble",
+        "challenge_type": "dns-01",
+        "dns_credential_id": credential["id"],
+    });
+    let mut unknown = body.clone();
+    unknown["dns_credential_id"] = json!("nope");
+    let (status, refused) = lab
+        .server
+        .api("POST", "/api/v1/ingress/expose", Some(unknown))
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["error"]["fields"][0]["field"], "dns_credential_id");
+    let (status, plan) = lab
+        .server
+        .api("POST", "/api/v1/ingress/expose", Some(body))
+        .await;
+    assert_eq!(status, 202, "{plan}");
+    let id = plan["id"].as_str().unwrap();
+    let deadline = tokio::time::Instant::now() + ISSUE_TIMEOUT;
+    let plan = loop {
+        let (_, plan) = lab
+            .server
+            .api("GET", &format!("/api/v1/plans/{id}"), None)
+            .await;
+        if plan["status"] != "running" {
+            break plan;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{plan}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(plan["status"], "succeeded", "{plan}\n{}", lab.server.logs());
+    let client = trusting(&lab.pebble.roots_pem().await, &[b"http/1.1"]);
+    let reply = client::https_get(
+        lab.server.websecure,
+        "portal.example.test",
+        client,
+        "portal.example.test",
+        "/",
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.backend(), "svc");
+}

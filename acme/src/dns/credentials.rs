@@ -23,7 +23,7 @@ use crate::{unix_now, Error};
 pub const REVALIDATE_AFTER_SECONDS: i64 = 24 * 3600;
 
 /// Where a credential stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CredentialStatus {
     /// Never checked.
@@ -35,7 +35,7 @@ pub enum CredentialStatus {
 }
 
 /// A stored credential, without its secrets.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DnsCredential {
     /// Stable id.
     pub id: String,
@@ -64,7 +64,7 @@ pub struct DnsCredential {
 }
 
 /// A request to store a credential.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCredential {
     /// Operator's name for it.

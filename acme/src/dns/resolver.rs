@@ -120,6 +120,22 @@ impl Resolver {
         &self.nameservers
     }
 
+    /// The A and AAAA addresses of `name` (after CNAMEs), for diagnostics;
+    /// empty when it has none.
+    pub async fn addresses(&self, name: &str) -> Result<Vec<std::net::IpAddr>, ResolveError> {
+        let domain = normalize(name);
+        dns_name(&domain)?;
+        match self.lookup.lookup_ip(format!("{domain}.")).await {
+            Ok(found) => Ok(found.iter().collect()),
+            Err(error) if is_negative(&error) => Ok(Vec::new()),
+            Err(error) => Err(ResolveError::Cname {
+                name: domain.clone(),
+                at: domain,
+                source: self.failure(&error),
+            }),
+        }
+    }
+
     /// The zone holding `name`: SOA lookups at `name`, then each parent
     /// (`_acme-challenge.a.b.example.com`, `a.b.example.com`, ...), down to
     /// the top-level label; the first with an SOA record of its own is the
