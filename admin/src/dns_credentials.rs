@@ -8,15 +8,27 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use portcullis_acme::dns::credentials::{Credentials, DnsCredential, NewCredential};
 use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::api_error::ApiError;
+use crate::api_error::{ApiError, ErrorBody};
 use crate::json;
 use crate::server::AdminState;
 use crate::tokens::TokenRecord;
 
-#[derive(Serialize)]
+/// Every DNS credential, oldest first, without secrets.
+#[derive(Serialize, ToSchema)]
+#[schema(as = DnsCredentialList)]
 struct CredentialList<'a> {
+    /// The credentials.
     credentials: &'a [DnsCredential],
+}
+
+/// A credential was removed.
+#[derive(Serialize, ToSchema)]
+#[schema(as = RemovedDnsCredential)]
+struct Removed<'a> {
+    /// Its id.
+    removed: &'a str,
 }
 
 fn credentials(state: &AdminState) -> &Credentials {
@@ -24,6 +36,22 @@ fn credentials(state: &AdminState) -> &Credentials {
 }
 
 /// 201 with the record; its status says whether the provider accepted it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/acme/dns-credentials",
+    operation_id = "create_dns_credential",
+    tag = "dns",
+    request_body = NewCredential,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Stored and validated with the provider; `status` says whether it works", body = DnsCredential),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The token lacks `acme.manage`", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 422, description = "Malformed body; an unknown provider, a missing or unknown field, a name in use", body = ErrorBody),
+        (status = 500, description = "Internal error; see the server log", body = ErrorBody),
+    )
+)]
 pub(crate) async fn create(
     state: &AdminState,
     token: &TokenRecord,
@@ -44,6 +72,20 @@ pub(crate) async fn create(
     Ok(json::ok(StatusCode::CREATED, &record))
 }
 
+/// List DNS credentials (never their secrets).
+#[utoipa::path(
+    get,
+    path = "/api/v1/acme/dns-credentials",
+    operation_id = "list_dns_credentials",
+    tag = "dns",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every credential, oldest first", body = CredentialList),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The token lacks `acme.read`", body = ErrorBody),
+        (status = 500, description = "Internal error; see the server log", body = ErrorBody),
+    )
+)]
 pub(crate) async fn list(state: &AdminState) -> Result<Response<Full<Bytes>>, ApiError> {
     let all = credentials(state).list().await?;
     Ok(json::ok(
@@ -52,10 +94,42 @@ pub(crate) async fn list(state: &AdminState) -> Result<Response<Full<Bytes>>, Ap
     ))
 }
 
+/// One DNS credential (never its secrets).
+#[utoipa::path(
+    get,
+    path = "/api/v1/acme/dns-credentials/{id}",
+    operation_id = "show_dns_credential",
+    tag = "dns",
+    params(("id" = String, Path, description = "Credential id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The credential", body = DnsCredential),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The token lacks `acme.read`", body = ErrorBody),
+        (status = 404, description = "No such credential", body = ErrorBody),
+        (status = 500, description = "Internal error; see the server log", body = ErrorBody),
+    )
+)]
 pub(crate) async fn show(state: &AdminState, id: &str) -> Result<Response<Full<Bytes>>, ApiError> {
     Ok(json::ok(StatusCode::OK, &credentials(state).get(id).await?))
 }
 
+/// Ask the provider whether the credential works; the outcome is recorded.
+#[utoipa::path(
+    post,
+    path = "/api/v1/acme/dns-credentials/{id}/validate",
+    operation_id = "validate_dns_credential",
+    tag = "dns",
+    params(("id" = String, Path, description = "Credential id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Validated; `status` and `status_message` give the provider's answer", body = DnsCredential),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The token lacks `acme.manage`", body = ErrorBody),
+        (status = 404, description = "No such credential", body = ErrorBody),
+        (status = 500, description = "Internal error; see the server log", body = ErrorBody),
+    )
+)]
 pub(crate) async fn validate(
     state: &AdminState,
     id: &str,
@@ -66,6 +140,22 @@ pub(crate) async fn validate(
     ))
 }
 
+/// Remove a credential and its secrets.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/acme/dns-credentials/{id}",
+    operation_id = "remove_dns_credential",
+    tag = "dns",
+    params(("id" = String, Path, description = "Credential id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Removed", body = Removed),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The token lacks `acme.manage`", body = ErrorBody),
+        (status = 404, description = "No such credential", body = ErrorBody),
+        (status = 500, description = "Internal error; see the server log", body = ErrorBody),
+    )
+)]
 pub(crate) async fn remove(
     state: &AdminState,
     token: &TokenRecord,
@@ -81,8 +171,5 @@ pub(crate) async fn remove(
         None,
     )
     .await;
-    Ok(json::ok(
-        StatusCode::OK,
-        &serde_json::json!({ "removed": id }),
-    ))
+    Ok(json::ok(StatusCode::OK, &Removed { removed: id }))
 }

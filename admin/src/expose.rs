@@ -225,13 +225,14 @@ impl ExposeRequest {
                 }
             },
         };
-        if https == Some(true) && challenge_type == Some(ChallengeType::Dns01) {
-            if self.dns_credential_id.is_none() {
-                fail(
-                    "dns_credential_id",
-                    "is required for dns-01: the id of a DNS provider credential".into(),
-                );
-            }
+        if https == Some(true)
+            && challenge_type == Some(ChallengeType::Dns01)
+            && self.dns_credential_id.is_none()
+        {
+            fail(
+                "dns_credential_id",
+                "is required for dns-01: the id of a DNS provider credential".into(),
+            );
         }
         let mut hosts: Vec<String> = hostname.iter().cloned().collect();
         for (index, extra) in self.extra_hosts.iter().enumerate() {

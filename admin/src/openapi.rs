@@ -14,7 +14,7 @@ use http_body_util::Full;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::{certificates, health, ingress, metrics, plans_api, tokens_api};
+use crate::{certificates, dns_credentials, health, ingress, metrics, plans_api, tokens_api};
 
 /// Name of the bearer-token security scheme in the document (the paths
 /// name it as the literal `"bearer"`, which the macro requires).
@@ -41,6 +41,11 @@ pub(crate) const BEARER: &str = "bearer";
         certificates::show,
         certificates::renew,
         certificates::revoke,
+        dns_credentials::list,
+        dns_credentials::create,
+        dns_credentials::show,
+        dns_credentials::validate,
+        dns_credentials::remove,
         ingress::expose,
         ingress::routes,
         ingress::compose,
@@ -57,6 +62,7 @@ pub(crate) const BEARER: &str = "bearer";
     tags(
         (name = "health", description = "Liveness, readiness, metrics and this document; no token"),
         (name = "certificates", description = "ACME and internal-CA certificates"),
+        (name = "dns", description = "DNS provider credentials for DNS-01; secrets go in, never out"),
         (name = "ingress", description = "Exposing services and the routes monitor"),
         (name = "plans", description = "Changes that wait for approval"),
         (name = "tokens", description = "API tokens and the audit log"),
