@@ -85,6 +85,8 @@ pub struct ProviderSpec {
     pub name: &'static str,
     /// Secret fields, all required (stored sealed, never shown).
     pub secrets: &'static [&'static str],
+    /// Secret fields that may be given (stored sealed, never shown).
+    pub optional_secrets: &'static [&'static str],
     /// Plain settings that must be given.
     pub required: &'static [&'static str],
     /// Plain settings that may be given (`base_url` for HTTP providers).

@@ -54,6 +54,7 @@ const IDENTICAL_RECORD: u64 = 81058;
 pub(crate) const SPEC: ProviderSpec = ProviderSpec {
     name: NAME,
     secrets: &["api_token"],
+    optional_secrets: &[],
     required: &[],
     optional: &["base_url"],
 };

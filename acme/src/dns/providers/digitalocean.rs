@@ -40,6 +40,7 @@ const MAX_PAGES: u32 = 100;
 pub(crate) const SPEC: ProviderSpec = ProviderSpec {
     name: NAME,
     secrets: &["api_token"],
+    optional_secrets: &[],
     required: &[],
     optional: &["base_url"],
 };

@@ -40,6 +40,7 @@ const NAME: &str = "gcloud";
 pub(crate) const SPEC: ProviderSpec = ProviderSpec {
     name: NAME,
     secrets: &["service_account_json"],
+    optional_secrets: &[],
     required: &[],
     optional: &["project", "base_url", "token_uri"],
 };

@@ -66,6 +66,7 @@ const AUTH_CODES: &[&str] = &[
 pub(crate) const SPEC: ProviderSpec = ProviderSpec {
     name: NAME,
     secrets: &["application_key", "application_secret", "consumer_key"],
+    optional_secrets: &[],
     required: &[],
     optional: &["base_url"],
 };

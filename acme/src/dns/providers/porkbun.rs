@@ -44,6 +44,7 @@ const MAX_PAGES: usize = 100;
 pub(crate) const SPEC: ProviderSpec = ProviderSpec {
     name: NAME,
     secrets: &["api_key", "secret_api_key"],
+    optional_secrets: &[],
     required: &[],
     optional: &["base_url"],
 };

@@ -33,6 +33,7 @@ const PROVIDER: &str = "rfc2136";
 pub(crate) const SPEC: ProviderSpec = ProviderSpec {
     name: PROVIDER,
     secrets: &["key_secret"],
+    optional_secrets: &[],
     required: &["server", "key_name"],
     optional: &["algorithm", "transport", "zones"],
 };

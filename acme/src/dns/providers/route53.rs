@@ -18,11 +18,9 @@
 //!
 //! Credential fields: secrets `access_key_id`, `secret_access_key`;
 //! optional settings `base_url` (default [`DEFAULT_BASE_URL`]), `region`
-//! (signing region, default [`DEFAULT_REGION`]) and `session_token`, the
-//! STS session token of temporary credentials. The credential store only
-//! holds required secrets, so the session token is a plain setting:
-//! temporary credentials expire within hours and are a poor fit for a
-//! stored credential anyway; prefer an IAM user's long-lived key pair.
+//! (signing region, default [`DEFAULT_REGION`]); optional secret
+//! `session_token`, the STS session token of temporary credentials
+//! (which expire within hours: prefer an IAM user's long-lived key pair).
 
 mod request;
 mod sigv4;
@@ -49,8 +47,9 @@ const NAME: &str = "route53";
 pub(crate) const SPEC: ProviderSpec = ProviderSpec {
     name: NAME,
     secrets: &["access_key_id", "secret_access_key"],
+    optional_secrets: &["session_token"],
     required: &[],
-    optional: &["base_url", "region", "session_token"],
+    optional: &["base_url", "region"],
 };
 
 /// Route 53's global API endpoint.
@@ -123,7 +122,7 @@ impl Route53 {
                 message: format!("\"{base_url}\" has no host"),
             })?;
         let session_token = fields
-            .config
+            .secrets
             .get("session_token")
             .filter(|t| !t.is_empty())
             .map(|t| Zeroizing::new(t.clone()));

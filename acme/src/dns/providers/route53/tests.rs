@@ -50,7 +50,7 @@ fn provider_with(fake: &FakeRoute53, key_id: &str, secret: &str, token: Option<&
     let mut fields = Fields::default();
     fields.config.insert("base_url".into(), fake.url.clone());
     if let Some(token) = token {
-        fields.config.insert("session_token".into(), token.into());
+        fields.secrets.insert("session_token".into(), token.into());
     }
     fields.secrets.insert("access_key_id".into(), key_id.into());
     fields
@@ -429,7 +429,7 @@ async fn the_fake_checks_what_was_signed() {
 fn errors_lose_echoed_canonical_requests_and_secrets() {
     let mut fields = Fields::default();
     fields
-        .config
+        .secrets
         .insert("session_token".into(), SESSION_TOKEN.into());
     fields.secrets.insert("access_key_id".into(), KEY_ID.into());
     fields
@@ -448,7 +448,7 @@ fn errors_lose_echoed_canonical_requests_and_secrets() {
 #[test]
 fn the_spec_names_the_documented_fields() {
     assert_eq!(SPEC.secrets, ["access_key_id", "secret_access_key"]);
-    assert!(SPEC.optional.contains(&"session_token") && SPEC.optional.contains(&"region"));
+    assert!(SPEC.optional_secrets.contains(&"session_token") && SPEC.optional.contains(&"region"));
     let err = build(&Fields::default()).err().unwrap();
     assert!(
         matches!(err, DnsError::Config { ref field, .. } if field == "access_key_id"),
