@@ -32,34 +32,37 @@ struct DnsLab {
 
 async fn dns_lab(extra_acme: &str) -> DnsLab {
     let knot = Knot::start(&[("example.test", ZONE)]).await;
-    let (web_port, websecure_port) = (free_port(), free_port());
-    let mut options = PebbleOptions::new(web_port, websecure_port);
-    options.dns_server = Some(knot.addr);
-    let pebble = Pebble::start(options).await;
-    let config = format!(
-        "[acme]\nemail = \"ops@example.test\"\nrenew_interval = \"1h\"\npropagation_timeout = \"15s\"\n{extra_acme}\n{}",
-        issuer_toml(&pebble, "pebble", "")
-    );
-    let config = if extra_acme.contains("dns_resolvers") {
-        config
-    } else {
-        config.replace(
-            "[acme]\n",
-            &format!("[acme]\ndns_resolvers = [\"{}\"]\n", knot.addr),
-        )
-    };
-    let server = Server::configure(
-        tempfile::tempdir().unwrap(),
-        &config,
-        web_port,
-        websecure_port,
-        false,
-    );
-    DnsLab {
-        knot,
-        pebble,
-        server,
+    let mut last = String::new();
+    // Pebble needs Portcullis's ports first; retry when another test took one meanwhile.
+    for _ in 0..4 {
+        let (web_port, websecure_port) = (free_port(), free_port());
+        let mut options = PebbleOptions::new(web_port, websecure_port);
+        options.dns_server = Some(knot.addr);
+        let pebble = Pebble::start(options).await;
+        let config = format!(
+            "[acme]\nemail = \"ops@example.test\"\nrenew_interval = \"1h\"\npropagation_timeout = \"15s\"\ndns_resolvers = [\"{}\"]\n{extra_acme}\n{}",
+            knot.addr,
+            issuer_toml(&pebble, "pebble", "")
+        );
+        match Server::try_configure(
+            tempfile::tempdir().unwrap(),
+            &config,
+            web_port,
+            websecure_port,
+            false,
+        ) {
+            Ok(server) => {
+                return DnsLab {
+                    knot,
+                    pebble,
+                    server,
+                }
+            }
+            Err(logs) if logs.contains("could not listen") => last = logs,
+            Err(logs) => panic!("{logs}"),
+        }
     }
+    panic!("no free ports after 4 attempts:\n{last}")
 }
 
 impl DnsLab {

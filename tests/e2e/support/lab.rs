@@ -30,37 +30,48 @@ pub fn issuer_toml(pebble: &Pebble, name: &str, extra: &str) -> String {
 }
 
 impl Lab {
-    pub async fn start(settings: &str, configure: impl FnOnce(&mut PebbleOptions)) -> Self {
+    pub async fn start(settings: &str, configure: impl Fn(&mut PebbleOptions)) -> Self {
         Self::start_with(settings, configure, false).await
     }
 
     /// Like [`Lab::start`]; with `approval`, plans wait to be approved.
     pub async fn start_with(
         settings: &str,
-        configure: impl FnOnce(&mut PebbleOptions),
+        configure: impl Fn(&mut PebbleOptions),
         approval: bool,
     ) -> Self {
-        let (web_port, websecure_port) = (free_port(), free_port());
-        let mut options = PebbleOptions::new(web_port, websecure_port);
-        configure(&mut options);
-        let pebble = Pebble::start(options).await;
-        let config = format!(
-            "[acme]\nemail = \"ops@example.test\"\nrenew_interval = \"1s\"\n{settings}\n{}",
-            issuer_toml(&pebble, "pebble", "")
-        );
-        let server = Server::configure(
-            tempfile::tempdir().unwrap(),
-            &config,
-            web_port,
-            websecure_port,
-            approval,
-        );
-        Self {
-            pebble,
-            server,
-            web_port,
-            websecure_port,
+        // Pebble must know Portcullis's ports before Portcullis starts; a
+        // port another test grabbed in between means new ports for both.
+        let mut last = String::new();
+        for _ in 0..4 {
+            let (web_port, websecure_port) = (free_port(), free_port());
+            let mut options = PebbleOptions::new(web_port, websecure_port);
+            configure(&mut options);
+            let pebble = Pebble::start(options).await;
+            let config = format!(
+                "[acme]\nemail = \"ops@example.test\"\nrenew_interval = \"1s\"\n{settings}\n{}",
+                issuer_toml(&pebble, "pebble", "")
+            );
+            match Server::try_configure(
+                tempfile::tempdir().unwrap(),
+                &config,
+                web_port,
+                websecure_port,
+                approval,
+            ) {
+                Ok(server) => {
+                    return Self {
+                        pebble,
+                        server,
+                        web_port,
+                        websecure_port,
+                    }
+                }
+                Err(logs) if logs.contains("could not listen") => last = logs,
+                Err(logs) => panic!("{logs}"),
+            }
         }
+        panic!("no free ports after 4 attempts:\n{last}")
     }
 
     /// Kills Portcullis and starts it again on the same state and ports.

@@ -91,17 +91,26 @@ impl Server {
         websecure_port: u16,
         admin: &str,
     ) -> Self {
+        Self::write_config(&dir, extra, web_port, websecure_port, admin);
+        Self::launch(dir)
+    }
+
+    fn write_config(
+        dir: &tempfile::TempDir,
+        extra: &str,
+        web_port: u16,
+        websecure_port: u16,
+        admin: &str,
+    ) {
         std::fs::create_dir_all(dir.path().join("data/dynamic")).unwrap();
-        let config = dir.path().join("portcullis.toml");
         std::fs::write(
-            &config,
+            dir.path().join("portcullis.toml"),
             format!(
                 "data_dir = \"{data}\"\n[entrypoints.web]\naddress = \"127.0.0.1:{web_port}\"\n[entrypoints.websecure]\naddress = \"127.0.0.1:{websecure_port}\"\n[admin]\naddress = \"127.0.0.1:0\"\n{admin}{extra}\n",
                 data = dir.path().join("data").display()
             ),
         )
         .unwrap();
-        Self::launch(dir)
     }
 
     /// Kills the process (SIGKILL, as a crash would) and starts it again with
@@ -111,6 +120,30 @@ impl Server {
     }
 
     fn launch(dir: tempfile::TempDir) -> Self {
+        Self::try_launch(dir).unwrap_or_else(|(_, logs)| panic!("{logs}"))
+    }
+
+    /// Like [`Server::configure`], but a start that fails because a fixed
+    /// port was taken in the meantime (another test's ephemeral port) comes
+    /// back as `Err` so the caller can pick new ports.
+    pub fn try_configure(
+        dir: tempfile::TempDir,
+        extra: &str,
+        web_port: u16,
+        websecure_port: u16,
+        approval: bool,
+    ) -> Result<Self, String> {
+        Self::write_config(
+            &dir,
+            extra,
+            web_port,
+            websecure_port,
+            &format!("require_approval = {approval}\n"),
+        );
+        Self::try_launch(dir).map_err(|(_, logs)| logs)
+    }
+
+    fn try_launch(dir: tempfile::TempDir) -> Result<Self, (tempfile::TempDir, String)> {
         let config = dir.path().join("portcullis.toml");
         let mut child = Command::new(binary())
             .args(["serve", "--config"])
@@ -140,10 +173,13 @@ impl Server {
                 break (a, b, c);
             }
             if let Ok(Some(status)) = child.try_wait() {
-                panic!(
+                // Let the reader thread drain what the process wrote last.
+                std::thread::sleep(Duration::from_millis(200));
+                let text = format!(
                     "portcullis exited with {status}:\n{}",
                     logs.lock().unwrap().join("\n")
                 );
+                return Err((dir, text));
             }
             assert!(
                 Instant::now() < deadline,
@@ -161,7 +197,7 @@ impl Server {
             logs,
         };
         server.wait_for_log("configuration applied", Duration::from_secs(10));
-        server
+        Ok(server)
     }
 
     pub fn config_path(&self) -> PathBuf {
