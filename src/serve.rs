@@ -45,7 +45,8 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
             .unwrap_or(http::StatusCode::NOT_FOUND),
     })?;
     tracing::info!(entrypoint = %"web", address = %listeners.web_addr(), "listening");
-    tracing::info!(entrypoint = %"websecure", address = %listeners.websecure_addr(), "listening");
+    let websecure_addr = listeners.websecure_addr();
+    tracing::info!(entrypoint = %"websecure", address = %websecure_addr, "listening");
     tracing::info!(entrypoint = %"admin", address = %admin.local_addr(), "listening");
     tracing::info!(data_dir = %settings.data_dir.display(), dynamic_dir = %settings.dynamic_dir.display(), "state");
 
@@ -77,16 +78,18 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let admin_state = AdminState {
-        plane: Arc::clone(&plane),
-        store: Arc::clone(&store),
-        certificates: manager,
-        config: Arc::new(AdminConfig {
+    let admin_state = AdminState::new(
+        Arc::clone(&plane),
+        Arc::clone(&store),
+        manager,
+        AdminConfig {
             require_approval: settings.require_approval,
             router_templates: settings.router_templates.clone(),
             mtls_client_ca_pem: mtls_client_ca,
-        }),
-    };
+            tenants: settings.tenants.clone().map(Arc::new),
+            websecure_addr: Some(websecure_addr),
+        },
+    );
     let admin_task = tokio::spawn(admin.serve(admin_state, stopped(stop_rx.clone())));
     let proxy =
         tokio::spawn(listeners.serve(Arc::clone(&plane), stopped(stop_rx), settings.drain_timeout));

@@ -342,6 +342,18 @@ impl Manager {
         Ok(record)
     }
 
+    /// Turns automatic renewal of a certificate on or off (it keeps serving
+    /// until it expires either way).
+    pub async fn set_auto_renew(&self, id: &str, auto_renew: bool) -> Result<(), Error> {
+        let mut record = self.get(id).await?;
+        if record.auto_renew != auto_renew {
+            record.auto_renew = auto_renew;
+            record.updated_at = unix_now();
+            self.save(&record, Expect::Any).await?;
+        }
+        Ok(())
+    }
+
     /// Deletes a record and its key, for an operation that created it and
     /// then failed (nothing half-done is left behind). Refused while an
     /// order for it runs.

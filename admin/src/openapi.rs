@@ -57,6 +57,10 @@ pub(crate) const BEARER: &str = "bearer";
         tokens_api::create,
         tokens_api::revoke,
         tokens_api::audit_log,
+        crate::tenants::api::show,
+        crate::tenants::api::put,
+        crate::tenants::api::refresh,
+        crate::tenants::api::delete,
     ),
     modifiers(&BearerScheme),
     tags(
@@ -66,6 +70,7 @@ pub(crate) const BEARER: &str = "bearer";
         (name = "ingress", description = "Exposing services and the routes monitor"),
         (name = "plans", description = "Changes that wait for approval"),
         (name = "tokens", description = "API tokens and the audit log"),
+        (name = "tenants", description = "Tenant custom domains, verified by CNAME"),
     )
 )]
 pub(crate) struct ApiDoc;

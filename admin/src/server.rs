@@ -33,6 +33,10 @@ pub struct AdminConfig {
         std::collections::BTreeMap<String, portcullis_config::model::template::RouterTemplate>,
     /// PEM of the CA that template mTLS routers verify clients against.
     pub mtls_client_ca_pem: Option<String>,
+    /// Tenant custom domains, when configured.
+    pub tenants: Option<Arc<portcullis_config::settings::tenants::TenantSettings>>,
+    /// The bound `websecure` address, for activation probes.
+    pub websecure_addr: Option<SocketAddr>,
 }
 
 /// What the admin handlers read.
@@ -46,6 +50,26 @@ pub struct AdminState {
     pub certificates: Manager,
     /// Settings.
     pub config: Arc<AdminConfig>,
+    /// Tenant workflows running in this process.
+    pub(crate) tenant_tasks: crate::tenants::workflow::Running,
+}
+
+impl AdminState {
+    /// The state the admin handlers share.
+    pub fn new(
+        plane: Arc<DataPlane>,
+        store: Arc<dyn Store>,
+        certificates: Manager,
+        config: AdminConfig,
+    ) -> Self {
+        Self {
+            plane,
+            store,
+            certificates,
+            config: Arc::new(config),
+            tenant_tasks: crate::tenants::workflow::Running::default(),
+        }
+    }
 }
 
 impl std::fmt::Debug for AdminState {
@@ -80,6 +104,13 @@ impl AdminServer {
     /// running are settled first.
     pub async fn serve(self, state: AdminState, shutdown: impl Future<Output = ()> + Send) {
         crate::executor::recover(&state).await;
+        let _drift = state.config.tenants.clone().map(|tenants| {
+            let state = state.clone();
+            tokio::spawn(async move {
+                crate::tenants::workflow::resume(&state, &tenants).await;
+                crate::tenants::drift::spawn(state, tenants).await
+            })
+        });
         let state = Arc::new(state);
         let accept = async {
             loop {
@@ -189,6 +220,22 @@ async fn dispatch(
             require(&token, ACME_MANAGE)?;
             dns_credentials::validate(state, id).await
         }
+        ["tenants", tenant, "portal-domain"] if get => {
+            require(&token, tokens::DOMAINS_MANAGE)?;
+            crate::tenants::api::show(state, &token, tenant).await
+        }
+        ["tenants", tenant, "portal-domain"] if method == Method::PUT => {
+            require(&token, tokens::DOMAINS_MANAGE)?;
+            crate::tenants::api::put(state, &token, tenant, request.into_body()).await
+        }
+        ["tenants", tenant, "portal-domain"] if delete => {
+            require(&token, tokens::DOMAINS_MANAGE)?;
+            crate::tenants::api::delete(state, &token, tenant).await
+        }
+        ["tenants", tenant, "portal-domain", "refresh"] if post => {
+            require(&token, tokens::DOMAINS_MANAGE)?;
+            crate::tenants::api::refresh(state, &token, tenant).await
+        }
         ["ingress", "expose"] if post => {
             require(&token, tokens::INGRESS_MANAGE)?;
             ingress::expose(state, &token, request.into_body()).await
@@ -256,6 +303,8 @@ pub(crate) fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
             ["plans", _, "approve" | "reject"] => POST,
             ["tokens"] => GET_POST,
             ["tokens", _] => "DELETE",
+            ["tenants", _, "portal-domain"] => "GET, HEAD, PUT, DELETE",
+            ["tenants", _, "portal-domain", "refresh"] => POST,
             _ => return None,
         },
         _ => return None,

@@ -56,6 +56,9 @@ pub struct TokenRecord {
     pub permissions: Vec<String>,
     /// Unix seconds.
     pub created_at: i64,
+    /// When set, the token sees only this tenant's domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 impl TokenRecord {
@@ -105,6 +108,7 @@ pub async fn ensure_admin_token(store: &dyn Store, path: &Path) -> Result<(), Er
         sha256: hash(&token),
         permissions: ALL_PERMISSIONS.iter().map(|p| (*p).to_owned()).collect(),
         created_at: portcullis_acme::unix_now(),
+        tenant: None,
     };
     let current = store.get(space::TOKENS, ADMIN_TOKEN_NAME).await?;
     let unchanged = current

@@ -26,6 +26,9 @@ struct CreateToken {
     /// At least one; only permissions the calling token holds.
     #[schema(value_type = Vec<crate::openapi::PermissionName>, min_items = 1)]
     permissions: Vec<String>,
+    /// Limit the token to one tenant's domain.
+    #[serde(default)]
+    tenant: Option<String>,
 }
 
 /// A new token.
@@ -141,6 +144,7 @@ pub(crate) async fn create(
         sha256: tokens::hash(&token),
         permissions: request.permissions.clone(),
         created_at: portcullis_acme::unix_now(),
+        tenant: request.tenant.clone(),
     };
     let value = serde_json::to_vec(&record).unwrap_or_default();
     if state

@@ -128,6 +128,7 @@ pub fn parse_file(text: &str, path: &Path) -> Result<Layer, Error> {
             tls_issuer: raw.tls_issuer,
             challenge: raw.challenge,
             certificate_id: None,
+            request_headers: BTreeMap::new(),
         }
         .normalize()
         .map_err(in_file)?;

@@ -171,6 +171,10 @@ pub struct Router {
     /// only while that certificate is valid (set by the expose operation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate_id: Option<String>,
+    /// Headers set on every request this router forwards (replacing any the
+    /// client sent), e.g. `X-Portcullis-Tenant` for tenant portals.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub request_headers: BTreeMap<String, String>,
 }
 
 fn default_path_prefix() -> String {
@@ -192,6 +196,7 @@ impl Router {
             tls_issuer: None,
             challenge: None,
             certificate_id: None,
+            request_headers: BTreeMap::new(),
         }
     }
 
@@ -236,6 +241,18 @@ impl Router {
                 ))
             }
             _ => {}
+        }
+        for (name, value) in &self.request_headers {
+            let valid_name =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            let valid_value = value
+                .bytes()
+                .all(|b| b == b'\t' || (0x20..0x7f).contains(&b));
+            if !valid_name || !valid_value {
+                return Err(fail(format!(
+                    "request header \"{name}\" is not a valid header name and value"
+                )));
+            }
         }
         self.hosts = hosts;
         Ok(self)

@@ -6,6 +6,7 @@
 
 pub mod acme;
 mod raw;
+pub mod tenants;
 
 pub use acme::{AcmeSettings, Eab, IssuerKind, IssuerSettings};
 
@@ -73,6 +74,8 @@ pub struct Settings {
         std::collections::BTreeMap<String, crate::model::template::RouterTemplate>,
     /// Status for requests whose Host no router serves: 404 or 403.
     pub unknown_host_status: u16,
+    /// Tenant custom domains, when `tenants.canonical_base` is set.
+    pub tenants: Option<tenants::TenantSettings>,
 }
 
 /// A PEM certificate chain and its key, by path.
@@ -236,6 +239,16 @@ impl Settings {
             }
         };
         let acme = acme::validate(raw.acme).map_err(|(key, message)| invalid(&key, message))?;
+        let tenants =
+            tenants::validate(raw.tenants).map_err(|(key, message)| invalid(&key, message))?;
+        if let Some(t) = &tenants {
+            if acme.issuer(&t.domain_issuer).is_none() {
+                return Err(invalid(
+                    "tenants.domain_issuer",
+                    format!("\"{}\" is not a configured issuer", t.domain_issuer),
+                ));
+            }
+        }
         let secret_key_file = raw
             .secrets
             .key_file
@@ -247,6 +260,7 @@ impl Settings {
             mtls_client_ca: raw.admin.mtls_client_ca,
             router_templates,
             unknown_host_status: raw.server.unknown_host_status,
+            tenants,
             source: path.map(Path::to_owned),
             data_dir: raw.data_dir,
             web_address,

@@ -39,6 +39,8 @@ pub mod space {
     pub const DNS_CREDENTIALS: &str = "dns_credentials";
     /// DNS-01 TXT records written and not yet removed, so a restart cleans them up.
     pub const DNS_CLEANUP: &str = "dns_cleanup";
+    /// Tenant portal domains, one row per tenant (JSON).
+    pub const TENANT_DOMAINS: &str = "tenant_domains";
     /// Approval plans (JSON).
     pub const PLANS: &str = "plans";
     /// The audit log, append-only; keys sort by time.

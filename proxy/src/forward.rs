@@ -84,6 +84,9 @@ pub(crate) async fn forward(
             client_subject: context.client_subject,
         },
     );
+    for (name, value) in &route.request_headers {
+        parts.headers.insert(name.clone(), value.clone());
+    }
     let mut uri = http::uri::Parts::default();
     uri.scheme = Some(Scheme::HTTP);
     uri.authority = Some(authority.clone());

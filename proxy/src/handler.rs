@@ -272,8 +272,16 @@ fn text(status: StatusCode, body: Bytes) -> Plain {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    // Marks answers Portcullis gave itself, so probes (and operators with
+    // curl -i) can tell them from a backend's.
+    response
+        .headers_mut()
+        .insert(LOCAL_ANSWER, HeaderValue::from_static("1"));
     response
 }
+
+/// Header on every answer Portcullis gives itself instead of a backend.
+pub const LOCAL_ANSWER: http::HeaderName = http::HeaderName::from_static("x-portcullis-local");
 
 fn local(status: StatusCode, body: &'static str) -> Plain {
     text(status, Bytes::from_static(body.as_bytes()))

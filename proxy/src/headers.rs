@@ -2,6 +2,9 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+/// Header that carries the tenant of a tenant-portal route upstream; never
+/// accepted from clients.
+pub const TENANT: HeaderName = HeaderName::from_static("x-portcullis-tenant");
 /// Header that carries a verified client certificate's subject upstream.
 pub const CLIENT_SUBJECT: HeaderName = HeaderName::from_static("x-portcullis-client-subject");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -96,6 +99,7 @@ pub(crate) fn rewrite_request(
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(forwarded.proto));
     headers.insert(X_FORWARDED_HOST, forwarded.host.clone());
     headers.insert(header::HOST, forwarded.host.clone());
+    headers.remove(TENANT);
     match forwarded.client_subject {
         Some(subject) => {
             headers.insert(CLIENT_SUBJECT, subject);

@@ -34,8 +34,8 @@ pub use challenge_store::ChallengeStore;
 pub use dataplane::{Applied, DataPlane, DataPlaneOptions};
 pub use error::Error;
 pub use fallback_cert::{self_signed, FALLBACK_COMMON_NAME};
-pub use handler::ACME_CHALLENGE_PREFIX;
-pub use headers::CLIENT_SUBJECT;
+pub use handler::{ACME_CHALLENGE_PREFIX, LOCAL_ANSWER};
+pub use headers::{CLIENT_SUBJECT, TENANT};
 pub use listener::Listeners;
 pub use managed_certs::{load as load_managed_certificates, spawn_feed as spawn_certificate_feed};
 pub use metrics::{ProxyMetrics, RouteMetrics};
@@ -49,4 +49,38 @@ pub use rustls::crypto::CryptoProvider;
 /// The crypto provider Portcullis uses everywhere: aws-lc-rs.
 pub fn default_crypto_provider() -> CryptoProvider {
     rustls::crypto::aws_lc_rs::default_provider()
+}
+
+/// Internals the criterion benches in `benches/` measure; not a stable API.
+///
+/// Each function calls the data plane's own code, so a bench measures
+/// exactly what a request costs.
+#[doc(hidden)]
+pub mod bench_support {
+    use http::{HeaderMap, HeaderValue};
+
+    /// The request-header rewrite the forwarder applies to every request
+    /// (no upgrade, no client certificate).
+    pub fn rewrite_request(
+        headers: &mut HeaderMap,
+        client_ip: std::net::IpAddr,
+        proto: &'static str,
+        host: &HeaderValue,
+    ) {
+        crate::headers::rewrite_request(
+            headers,
+            false,
+            crate::headers::Forwarded {
+                client_ip,
+                proto,
+                host,
+                client_subject: None,
+            },
+        );
+    }
+
+    /// The hop-by-hop strip the forwarder applies to every response.
+    pub fn strip_response(headers: &mut HeaderMap) {
+        crate::headers::strip_hop_by_hop(headers, false);
+    }
 }

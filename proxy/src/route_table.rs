@@ -36,6 +36,8 @@ pub struct Route {
     pub upstreams: Arc<Upstreams>,
     /// Counters, kept across table swaps.
     pub metrics: Arc<RouteMetrics>,
+    /// Headers set on every forwarded request.
+    pub request_headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 impl Route {
@@ -163,7 +165,18 @@ impl RouteTable {
             table
                 .metrics
                 .insert(Arc::clone(&name), Arc::clone(&metrics));
+            let request_headers = router
+                .request_headers
+                .iter()
+                .filter_map(|(name, value)| {
+                    Some((
+                        http::HeaderName::from_bytes(name.as_bytes()).ok()?,
+                        http::HeaderValue::from_str(value).ok()?,
+                    ))
+                })
+                .collect();
             let route = Arc::new(Route {
+                request_headers,
                 metrics,
                 router: name,
                 path_prefix: router.path_prefix.as_str().into(),

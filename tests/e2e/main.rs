@@ -19,4 +19,5 @@ mod mtls;
 mod openapi;
 mod shutdown;
 mod store_routes;
+mod tenants;
 mod tls;

@@ -35,6 +35,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/tokens"),
     ("delete", "/api/v1/tokens/{name}"),
     ("get", "/api/v1/audit"),
+    ("get", "/api/v1/tenants/{tenant}/portal-domain"),
+    ("put", "/api/v1/tenants/{tenant}/portal-domain"),
+    ("delete", "/api/v1/tenants/{tenant}/portal-domain"),
+    ("post", "/api/v1/tenants/{tenant}/portal-domain/refresh"),
 ];
 
 /// The version `scripts/test-all` installs.

@@ -11,6 +11,9 @@ mod ovh;
 mod porkbun;
 mod rfc2136;
 mod route53;
+mod support;
+#[cfg(test)]
+mod test_support;
 
 use super::provider::{DnsError, DnsProvider, Fields, ProviderSpec};
 

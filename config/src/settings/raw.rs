@@ -21,6 +21,7 @@ pub(super) struct RawSettings {
     pub(super) tls: RawTls,
     pub(super) acme: super::acme::RawAcme,
     pub(super) secrets: RawSecrets,
+    pub(super) tenants: super::tenants::RawTenants,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -41,6 +42,7 @@ impl Default for RawSettings {
             tls: RawTls::default(),
             acme: super::acme::RawAcme::default(),
             secrets: RawSecrets::default(),
+            tenants: super::tenants::RawTenants::default(),
         }
     }
 }

@@ -13,10 +13,13 @@
 //! `GET /user/tokens/verify` refuses account-owned tokens that work.
 
 use async_trait::async_trait;
-use http::{header, HeaderValue, Method};
+use http::Method;
 use serde_json::{json, Value};
 
-use crate::dns::http::{Answer, HttpApi};
+use super::support::{
+    encode, items, normalize, refusal, relative_name, same_name, snippet, text, unquote, TokenApi,
+};
+use crate::dns::http::Answer;
 use crate::dns::provider::{DnsError, DnsProvider, Fields, ProviderSpec};
 
 #[cfg(test)]
@@ -51,39 +54,18 @@ const AUTH_CODES: &[u64] = &[1000, 6003, 6111, 9109, 10000];
 const IDENTICAL_RECORD: u64 = 81058;
 
 /// Fields of a `cloudflare` credential.
-pub(crate) const SPEC: ProviderSpec = ProviderSpec {
-    name: NAME,
-    secrets: &["api_token"],
-    optional_secrets: &[],
-    required: &[],
-    optional: &["base_url"],
-};
+pub(crate) const SPEC: ProviderSpec = TokenApi::spec(NAME);
 
 /// Builds the provider from a credential.
 pub(crate) fn build(fields: &Fields) -> Result<Box<dyn DnsProvider>, DnsError> {
-    let token = fields.secret(NAME, "api_token")?;
-    let mut auth =
-        HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| DnsError::Config {
-            provider: NAME,
-            field: "api_token".into(),
-            message: "holds characters an HTTP header cannot carry; paste the token again".into(),
-        })?;
-    auth.set_sensitive(true);
-    Ok(Box::new(Cloudflare {
-        api: HttpApi::new(NAME, fields.config_or("base_url", DEFAULT_BASE_URL))?,
-        auth,
-        token: token.to_owned(),
-    }))
+    let api = TokenApi::bearer(NAME, fields, DEFAULT_BASE_URL)?;
+    Ok(Box::new(Cloudflare { api }))
 }
 
 /// A Cloudflare account reached with one API token.
 struct Cloudflare {
-    /// The API client.
-    api: HttpApi,
-    /// `Bearer <token>`, marked sensitive.
-    auth: HeaderValue,
-    /// The token, only to scrub it from messages the API sends back.
-    token: String,
+    /// The API, with `Authorization: Bearer <token>`.
+    api: TokenApi,
 }
 
 /// One TXT record as Cloudflare lists it.
@@ -98,23 +80,6 @@ struct TxtRecord {
 // === impl Cloudflare ===
 
 impl Cloudflare {
-    /// Sends one call with the token.
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Answer, DnsError> {
-        self.api
-            .json(
-                method,
-                path,
-                &[(header::AUTHORIZATION, self.auth.clone())],
-                body,
-            )
-            .await
-    }
-
     /// The `result` of a successful answer, or the error it carries.
     fn result(&self, answer: &Answer) -> Result<Value, DnsError> {
         let mut body = answer.json();
@@ -132,23 +97,14 @@ impl Cloudflare {
         let body = answer.json();
         let mut auth = matches!(answer.status, 401 | 403);
         let mut parts = Vec::new();
-        for error in body
-            .get("errors")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for error in items(&body, "errors") {
             let code = error.get("code").and_then(Value::as_u64).unwrap_or(0);
             auth |= AUTH_CODES.contains(&code);
             let message = error
                 .get("message")
                 .and_then(Value::as_str)
                 .unwrap_or("error");
-            let chain: Vec<String> = error
-                .get("error_chain")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
+            let chain: Vec<String> = items(error, "error_chain")
                 .filter_map(|link| {
                     let link_code = link.get("code").and_then(Value::as_u64).unwrap_or(0);
                     auth |= AUTH_CODES.contains(&link_code);
@@ -168,24 +124,14 @@ impl Cloudflare {
         } else {
             parts.join("; ")
         };
-        let message = scrub(&message, &self.token);
-        if auth {
-            DnsError::Auth {
-                provider: NAME,
-                message,
-            }
-        } else {
-            DnsError::Api {
-                provider: NAME,
-                status: answer.status,
-                message,
-            }
-        }
+        let message = self.api.scrub(&message);
+        refusal(NAME, answer.status, message, auth, None)
     }
 
     /// The id of `zone`, or `ZoneNotFound`.
     async fn zone_id(&self, zone: &str) -> Result<String, DnsError> {
         let answer = self
+            .api
             .call(
                 Method::GET,
                 &format!("/zones?name={}&per_page={ZONES_PER_PAGE}", encode(zone)),
@@ -219,17 +165,11 @@ impl Cloudflare {
                 encode(zone_id),
                 encode(fqdn)
             );
-            let answer = self.call(Method::GET, &path, None).await?;
+            let answer = self.api.call(Method::GET, &path, None).await?;
             let result = self.result(&answer)?;
             for record in result.as_array().into_iter().flatten() {
-                let name = record
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let kind = record
-                    .get("type")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
+                let name = text(record, "name");
+                let kind = text(record, "type");
                 let (Some(id), Some(content)) = (
                     record.get("id").and_then(Value::as_str),
                     record.get("content").and_then(Value::as_str),
@@ -270,7 +210,7 @@ impl DnsProvider for Cloudflare {
         }
         let body = json!({ "type": "TXT", "name": fqdn, "content": value, "ttl": TTL });
         let path = format!("/zones/{}/dns_records", encode(&zone_id));
-        let answer = self.call(Method::POST, &path, Some(&body)).await?;
+        let answer = self.api.call(Method::POST, &path, Some(&body)).await?;
         match self.result(&answer) {
             Ok(_) => Ok(()),
             Err(_) if has_code(&answer, IDENTICAL_RECORD) => Ok(()),
@@ -290,7 +230,7 @@ impl DnsProvider for Cloudflare {
                 encode(&zone_id),
                 encode(&record.id)
             );
-            let answer = self.call(Method::DELETE, &path, None).await?;
+            let answer = self.api.call(Method::DELETE, &path, None).await?;
             if answer.status != 404 {
                 self.result(&answer)?;
             }
@@ -302,7 +242,7 @@ impl DnsProvider for Cloudflare {
         let mut zones = Vec::new();
         for page in 1..=MAX_PAGES {
             let path = format!("/zones?page={page}&per_page={ZONES_PER_PAGE}");
-            let answer = self.call(Method::GET, &path, None).await?;
+            let answer = self.api.call(Method::GET, &path, None).await?;
             let result = self.result(&answer)?;
             zones.extend(
                 result
@@ -346,65 +286,5 @@ fn has_code(answer: &Answer, code: u64) -> bool {
 
 /// Refuses an `fqdn` outside `zone` before any call is made.
 fn check_in_zone(zone: &str, fqdn: &str) -> Result<(), DnsError> {
-    let (zone, fqdn) = (normalize(zone), normalize(fqdn));
-    if fqdn == zone || fqdn.ends_with(&format!(".{zone}")) {
-        Ok(())
-    } else {
-        Err(DnsError::Config {
-            provider: NAME,
-            field: "zone".into(),
-            message: format!("\"{fqdn}\" is not inside zone \"{zone}\""),
-        })
-    }
-}
-
-/// Lower-case, no trailing dot.
-fn normalize(name: &str) -> String {
-    name.trim_end_matches('.').to_ascii_lowercase()
-}
-
-/// Compares DNS names the way DNS does.
-fn same_name(a: &str, b: &str) -> bool {
-    a.trim_end_matches('.')
-        .eq_ignore_ascii_case(b.trim_end_matches('.'))
-}
-
-/// A TXT value without the surrounding quotes a provider may add.
-fn unquote(value: &str) -> &str {
-    value
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .unwrap_or(value)
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-/// The start of an answer body, for messages.
-fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
-        return "empty body".into();
-    }
-    text.chars().take(200).collect()
-}
-
-/// Removes the secret from text the provider sent back.
-fn scrub(text: &str, secret: &str) -> String {
-    if secret.is_empty() {
-        text.to_owned()
-    } else {
-        text.replace(secret, "[redacted]")
-    }
+    relative_name(NAME, zone, fqdn, "@").map(drop)
 }

@@ -12,10 +12,13 @@
 //! Errors are `{"id":"unauthorized","message":"Unable to authenticate you"}`.
 
 use async_trait::async_trait;
-use http::{header, HeaderValue, Method};
+use http::Method;
 use serde_json::{json, Value};
 
-use crate::dns::http::{Answer, HttpApi};
+use super::support::{
+    encode, items, normalize, refusal, relative_name, same_name, snippet, text, unquote, TokenApi,
+};
+use crate::dns::http::Answer;
 use crate::dns::provider::{DnsError, DnsProvider, Fields, ProviderSpec};
 
 #[cfg(test)]
@@ -37,61 +40,23 @@ const PER_PAGE: u32 = 200;
 const MAX_PAGES: u32 = 100;
 
 /// Fields of a `digitalocean` credential.
-pub(crate) const SPEC: ProviderSpec = ProviderSpec {
-    name: NAME,
-    secrets: &["api_token"],
-    optional_secrets: &[],
-    required: &[],
-    optional: &["base_url"],
-};
+pub(crate) const SPEC: ProviderSpec = TokenApi::spec(NAME);
 
 /// Builds the provider from a credential.
 pub(crate) fn build(fields: &Fields) -> Result<Box<dyn DnsProvider>, DnsError> {
-    let token = fields.secret(NAME, "api_token")?;
-    let mut auth =
-        HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| DnsError::Config {
-            provider: NAME,
-            field: "api_token".into(),
-            message: "holds characters an HTTP header cannot carry; paste the token again".into(),
-        })?;
-    auth.set_sensitive(true);
-    Ok(Box::new(DigitalOcean {
-        api: HttpApi::new(NAME, fields.config_or("base_url", DEFAULT_BASE_URL))?,
-        auth,
-        token: token.to_owned(),
-    }))
+    let api = TokenApi::bearer(NAME, fields, DEFAULT_BASE_URL)?;
+    Ok(Box::new(DigitalOcean { api }))
 }
 
 /// A DigitalOcean account reached with one personal access token.
 struct DigitalOcean {
-    /// The API client.
-    api: HttpApi,
-    /// `Bearer <token>`, marked sensitive.
-    auth: HeaderValue,
-    /// The token, only to scrub it from messages the API sends back.
-    token: String,
+    /// The API, with `Authorization: Bearer <token>`.
+    api: TokenApi,
 }
 
 // === impl DigitalOcean ===
 
 impl DigitalOcean {
-    /// Sends one call with the token.
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Answer, DnsError> {
-        self.api
-            .json(
-                method,
-                path,
-                &[(header::AUTHORIZATION, self.auth.clone())],
-                body,
-            )
-            .await
-    }
-
     /// Turns a refusal into `Auth`, `ZoneNotFound` (for `zone`) or `Api`.
     fn error(&self, answer: &Answer, zone: Option<&str>) -> DnsError {
         let body = answer.json();
@@ -103,27 +68,15 @@ impl DigitalOcean {
             (None, Some(message)) => message.to_owned(),
             _ => format!("unexpected answer: {}", snippet(&answer.body)),
         };
-        let message = scrub(&message, &self.token);
-        match (answer.status, zone) {
-            (401 | 403, _) => DnsError::Auth {
-                provider: NAME,
-                message,
-            },
-            (404, Some(zone)) => DnsError::ZoneNotFound {
-                provider: NAME,
-                zone: zone.to_owned(),
-            },
-            (status, _) => DnsError::Api {
-                provider: NAME,
-                status,
-                message,
-            },
-        }
+        let message = self.api.scrub(&message);
+        let refused = matches!(answer.status, 401 | 403);
+        let missing = zone.filter(|_| answer.status == 404);
+        refusal(NAME, answer.status, message, refused, missing)
     }
 
     /// Every TXT record at `fqdn` as (id, value).
     async fn txt_records(&self, zone: &str, fqdn: &str) -> Result<Vec<(u64, String)>, DnsError> {
-        let relative = relative_name(zone, fqdn)?;
+        let relative = relative_name(NAME, zone, fqdn, "@")?;
         let mut records = Vec::new();
         let mut seen = 0;
         for page in 1..=MAX_PAGES {
@@ -132,7 +85,7 @@ impl DigitalOcean {
                 encode(zone),
                 encode(fqdn)
             );
-            let answer = self.call(Method::GET, &path, None).await?;
+            let answer = self.api.call(Method::GET, &path, None).await?;
             if !answer.ok() {
                 return Err(self.error(&answer, Some(zone)));
             }
@@ -140,14 +93,8 @@ impl DigitalOcean {
             let page_records = body.get("domain_records").and_then(Value::as_array);
             let count = page_records.map_or(0, Vec::len);
             for record in page_records.into_iter().flatten() {
-                let kind = record
-                    .get("type")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let name = record
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
+                let kind = text(record, "type");
+                let name = text(record, "name");
                 let (Some(id), Some(data)) = (
                     record.get("id").and_then(Value::as_u64),
                     record.get("data").and_then(Value::as_str),
@@ -175,7 +122,7 @@ impl DnsProvider for DigitalOcean {
     }
 
     async fn present(&self, zone: &str, fqdn: &str, value: &str) -> Result<(), DnsError> {
-        let relative = relative_name(zone, fqdn)?;
+        let relative = relative_name(NAME, zone, fqdn, "@")?;
         if self
             .txt_records(zone, fqdn)
             .await?
@@ -186,7 +133,7 @@ impl DnsProvider for DigitalOcean {
         }
         let body = json!({ "type": "TXT", "name": relative, "data": value, "ttl": TTL });
         let path = format!("/v2/domains/{}/records", encode(zone));
-        let answer = self.call(Method::POST, &path, Some(&body)).await?;
+        let answer = self.api.call(Method::POST, &path, Some(&body)).await?;
         if answer.ok() {
             Ok(())
         } else {
@@ -202,7 +149,7 @@ impl DnsProvider for DigitalOcean {
             .filter(|(_, v)| v == value)
         {
             let path = format!("/v2/domains/{}/records/{id}", encode(zone));
-            let answer = self.call(Method::DELETE, &path, None).await?;
+            let answer = self.api.call(Method::DELETE, &path, None).await?;
             if !answer.ok() && answer.status != 404 {
                 return Err(self.error(&answer, None));
             }
@@ -214,6 +161,7 @@ impl DnsProvider for DigitalOcean {
         let mut zones = Vec::new();
         for page in 1..=MAX_PAGES {
             let answer = self
+                .api
                 .call(
                     Method::GET,
                     &format!("/v2/domains?page={page}&per_page={PER_PAGE}"),
@@ -226,10 +174,7 @@ impl DnsProvider for DigitalOcean {
             let body = answer.json();
             let before = zones.len();
             zones.extend(
-                body.get("domains")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
+                items(&body, "domains")
                     .filter_map(|d| d.get("name").and_then(Value::as_str))
                     .map(normalize),
             );
@@ -248,71 +193,4 @@ fn total(body: &Value) -> usize {
     body.pointer("/meta/total")
         .and_then(Value::as_u64)
         .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX))
-}
-
-/// The record name relative to `zone` (`@` for the apex), or a `Config`
-/// error when `fqdn` is not inside `zone`.
-fn relative_name(zone: &str, fqdn: &str) -> Result<String, DnsError> {
-    let (zone, fqdn) = (normalize(zone), normalize(fqdn));
-    if fqdn == zone {
-        return Ok("@".into());
-    }
-    fqdn.strip_suffix(&format!(".{zone}"))
-        .map(str::to_owned)
-        .ok_or_else(|| DnsError::Config {
-            provider: NAME,
-            field: "zone".into(),
-            message: format!("\"{fqdn}\" is not inside zone \"{zone}\""),
-        })
-}
-
-/// Lower-case, no trailing dot.
-fn normalize(name: &str) -> String {
-    name.trim_end_matches('.').to_ascii_lowercase()
-}
-
-/// Compares DNS names the way DNS does.
-fn same_name(a: &str, b: &str) -> bool {
-    a.trim_end_matches('.')
-        .eq_ignore_ascii_case(b.trim_end_matches('.'))
-}
-
-/// A TXT value without surrounding quotes.
-fn unquote(value: &str) -> &str {
-    value
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .unwrap_or(value)
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-/// The start of an answer body, for messages.
-fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
-        return "empty body".into();
-    }
-    text.chars().take(200).collect()
-}
-
-/// Removes the secret from text the provider sent back.
-fn scrub(text: &str, secret: &str) -> String {
-    if secret.is_empty() {
-        text.to_owned()
-    } else {
-        text.replace(secret, "[redacted]")
-    }
 }

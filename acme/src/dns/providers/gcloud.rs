@@ -30,7 +30,7 @@ use async_trait::async_trait;
 use http::{HeaderValue, Method};
 use serde_json::{json, Value};
 
-use super::route53::txt::{txt_quote, txt_text};
+use super::support::{encode, in_zone, items, refusal, txt_quote, txt_text};
 use crate::dns::http::HttpApi;
 use crate::dns::provider::{DnsError, DnsProvider, Fields, ProviderSpec};
 
@@ -163,26 +163,14 @@ impl CloudDns {
             (None, Some(message)) => message.to_owned(),
             _ => format!("HTTP {status} without an error document"),
         };
-        match (status, zone) {
-            (401 | 403, _) => DnsError::Auth {
-                provider: NAME,
-                message,
-            },
-            (404, Some(zone)) => {
-                if let Ok(mut zones) = self.zones.lock() {
-                    zones.remove(zone);
-                }
-                DnsError::ZoneNotFound {
-                    provider: NAME,
-                    zone: zone.to_owned(),
-                }
+        let refused = matches!(status, 401 | 403);
+        let missing = zone.filter(|_| status == 404);
+        if let Some(zone) = missing {
+            if let Ok(mut zones) = self.zones.lock() {
+                zones.remove(zone);
             }
-            _ => DnsError::Api {
-                provider: NAME,
-                status,
-                message,
-            },
         }
+        refusal(NAME, status, message, refused, missing)
     }
 
     /// Every public managed zone, or those named `dns_name`.
@@ -203,12 +191,7 @@ impl CloudDns {
             let list = self
                 .call(Method::GET, "/managedZones", &query, None, None)
                 .await?;
-            for zone in list
-                .get("managedZones")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for zone in items(&list, "managedZones") {
                 let text = |name: &str| zone.get(name).and_then(Value::as_str).unwrap_or("");
                 if text("visibility") == "private" {
                     continue;
@@ -259,11 +242,7 @@ impl CloudDns {
         let list = self
             .call(Method::GET, &path, &query, None, Some(zone))
             .await?;
-        let sets = list
-            .get("rrsets")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten();
+        let sets = items(&list, "rrsets");
         let found = sets.into_iter().find(|set| {
             let name = set.get("name").and_then(Value::as_str).unwrap_or("");
             name.trim_end_matches('.').eq_ignore_ascii_case(fqdn)
@@ -271,11 +250,7 @@ impl CloudDns {
         });
         Ok(found.map(|set| RecordSet {
             ttl: set.get("ttl").and_then(Value::as_u64).unwrap_or(TTL),
-            rrdatas: set
-                .get("rrdatas")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
+            rrdatas: items(set, "rrdatas")
                 .filter_map(Value::as_str)
                 .map(str::to_owned)
                 .collect(),
@@ -310,7 +285,7 @@ impl CloudDns {
     where
         F: Fn(Option<&RecordSet>) -> Option<Option<RecordSet>> + Send + Sync,
     {
-        in_zone(zone, fqdn)?;
+        in_zone(NAME, zone, fqdn)?;
         let _write = WRITES.lock().await;
         let managed = self.managed_zone(zone).await?;
         let mut attempt = 0;
@@ -386,38 +361,4 @@ impl DnsProvider for CloudDns {
             .map(|(dns, _)| dns)
             .collect())
     }
-}
-
-// === helpers ===
-
-/// `fqdn` must be `zone` or below it.
-fn in_zone(zone: &str, fqdn: &str) -> Result<(), DnsError> {
-    if fqdn == zone
-        || fqdn
-            .strip_suffix(zone)
-            .is_some_and(|head| head.ends_with('.'))
-    {
-        Ok(())
-    } else {
-        Err(DnsError::Config {
-            provider: NAME,
-            field: "zone".into(),
-            message: format!("\"{fqdn}\" is not in zone \"{zone}\""),
-        })
-    }
-}
-
-/// Percent-encodes all but the unreserved characters (RFC 3986 §2.3), for
-/// path segments and query values.
-fn encode(input: &str) -> String {
-    input
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }

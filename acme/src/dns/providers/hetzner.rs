@@ -13,10 +13,13 @@
 //! `{"error": {"message": "...", "code": 404}}` from the API.
 
 use async_trait::async_trait;
-use http::{HeaderName, HeaderValue, Method};
+use http::{HeaderName, Method};
 use serde_json::{json, Value};
 
-use crate::dns::http::{Answer, HttpApi};
+use super::support::{
+    encode, items, normalize, refusal, relative_name, same_name, snippet, text, unquote, TokenApi,
+};
+use crate::dns::http::Answer;
 use crate::dns::provider::{DnsError, DnsProvider, Fields, ProviderSpec};
 
 #[cfg(test)]
@@ -41,55 +44,23 @@ const ZONES_PER_PAGE: u32 = 100;
 const MAX_PAGES: u64 = 100;
 
 /// Fields of a `hetzner` credential.
-pub(crate) const SPEC: ProviderSpec = ProviderSpec {
-    name: NAME,
-    secrets: &["api_token"],
-    optional_secrets: &[],
-    required: &[],
-    optional: &["base_url"],
-};
+pub(crate) const SPEC: ProviderSpec = TokenApi::spec(NAME);
 
 /// Builds the provider from a credential.
 pub(crate) fn build(fields: &Fields) -> Result<Box<dyn DnsProvider>, DnsError> {
-    let token = fields.secret(NAME, "api_token")?;
-    let mut auth = HeaderValue::from_str(token).map_err(|_| DnsError::Config {
-        provider: NAME,
-        field: "api_token".into(),
-        message: "holds characters an HTTP header cannot carry; paste the token again".into(),
-    })?;
-    auth.set_sensitive(true);
-    Ok(Box::new(Hetzner {
-        api: HttpApi::new(NAME, fields.config_or("base_url", DEFAULT_BASE_URL))?,
-        auth,
-        token: token.to_owned(),
-    }))
+    let api = TokenApi::new(NAME, fields, DEFAULT_BASE_URL, AUTH_HEADER, "")?;
+    Ok(Box::new(Hetzner { api }))
 }
 
 /// A Hetzner DNS Console account reached with one API token.
 struct Hetzner {
-    /// The API client.
-    api: HttpApi,
-    /// The token, marked sensitive.
-    auth: HeaderValue,
-    /// The token, only to scrub it from messages the API sends back.
-    token: String,
+    /// The API, with `Auth-API-Token: <token>`.
+    api: TokenApi,
 }
 
 // === impl Hetzner ===
 
 impl Hetzner {
-    /// Sends one call with the token.
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Answer, DnsError> {
-        self.api
-            .json(method, path, &[(AUTH_HEADER, self.auth.clone())], body)
-            .await
-    }
-
     /// The body of a 2xx answer, or the error it carries.
     fn ok(&self, answer: &Answer) -> Result<Value, DnsError> {
         if answer.ok() {
@@ -111,19 +82,9 @@ impl Hetzner {
                 || format!("unexpected answer: {}", snippet(&answer.body)),
                 str::to_owned,
             );
-        let message = scrub(&message, &self.token);
-        if matches!(answer.status, 401 | 403) {
-            DnsError::Auth {
-                provider: NAME,
-                message,
-            }
-        } else {
-            DnsError::Api {
-                provider: NAME,
-                status: answer.status,
-                message,
-            }
-        }
+        let message = self.api.scrub(&message);
+        let refused = matches!(answer.status, 401 | 403);
+        refusal(NAME, answer.status, message, refused, None)
     }
 
     /// The id of `zone`, or `ZoneNotFound`.
@@ -133,6 +94,7 @@ impl Hetzner {
             zone: zone.to_owned(),
         };
         let answer = self
+            .api
             .call(Method::GET, &format!("/zones?name={}", encode(zone)), None)
             .await?;
         if answer.status == 404 {
@@ -166,21 +128,10 @@ impl Hetzner {
             if page > 1 {
                 path.push_str(&format!("&page={page}"));
             }
-            let body = self.ok(&self.call(Method::GET, &path, None).await?)?;
-            for record in body
-                .get("records")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let kind = record
-                    .get("type")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let name = record
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
+            let body = self.ok(&self.api.call(Method::GET, &path, None).await?)?;
+            for record in items(&body, "records") {
+                let kind = text(record, "type");
+                let name = text(record, "name");
                 let (Some(id), Some(value)) = (
                     record.get("id").and_then(Value::as_str),
                     record.get("value").and_then(Value::as_str),
@@ -207,7 +158,7 @@ impl DnsProvider for Hetzner {
     }
 
     async fn present(&self, zone: &str, fqdn: &str, value: &str) -> Result<(), DnsError> {
-        let relative = relative_name(zone, fqdn)?;
+        let relative = relative_name(NAME, zone, fqdn, "@")?;
         let zone_id = self.zone_id(zone).await?;
         if self
             .txt_records(&zone_id, &relative)
@@ -218,12 +169,12 @@ impl DnsProvider for Hetzner {
             return Ok(());
         }
         let body = json!({ "zone_id": zone_id, "type": "TXT", "name": relative, "value": value, "ttl": TTL });
-        self.ok(&self.call(Method::POST, "/records", Some(&body)).await?)?;
+        self.ok(&self.api.call(Method::POST, "/records", Some(&body)).await?)?;
         Ok(())
     }
 
     async fn cleanup(&self, zone: &str, fqdn: &str, value: &str) -> Result<(), DnsError> {
-        let relative = relative_name(zone, fqdn)?;
+        let relative = relative_name(NAME, zone, fqdn, "@")?;
         let zone_id = self.zone_id(zone).await?;
         for (id, _) in self
             .txt_records(&zone_id, &relative)
@@ -232,6 +183,7 @@ impl DnsProvider for Hetzner {
             .filter(|(_, v)| v == value)
         {
             let answer = self
+                .api
                 .call(Method::DELETE, &format!("/records/{}", encode(&id)), None)
                 .await?;
             if answer.status != 404 {
@@ -246,12 +198,9 @@ impl DnsProvider for Hetzner {
         let mut page = 1;
         loop {
             let path = format!("/zones?page={page}&per_page={ZONES_PER_PAGE}");
-            let body = self.ok(&self.call(Method::GET, &path, None).await?)?;
+            let body = self.ok(&self.api.call(Method::GET, &path, None).await?)?;
             zones.extend(
-                body.get("zones")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
+                items(&body, "zones")
                     .filter_map(|z| z.get("name").and_then(Value::as_str))
                     .map(normalize),
             );
@@ -272,71 +221,4 @@ fn last_page(body: &Value) -> u64 {
         .and_then(Value::as_u64)
         .unwrap_or(1)
         .min(MAX_PAGES)
-}
-
-/// The record name relative to `zone` (`@` for the apex), or a `Config`
-/// error when `fqdn` is not inside `zone`.
-fn relative_name(zone: &str, fqdn: &str) -> Result<String, DnsError> {
-    let (zone, fqdn) = (normalize(zone), normalize(fqdn));
-    if fqdn == zone {
-        return Ok("@".into());
-    }
-    fqdn.strip_suffix(&format!(".{zone}"))
-        .map(str::to_owned)
-        .ok_or_else(|| DnsError::Config {
-            provider: NAME,
-            field: "zone".into(),
-            message: format!("\"{fqdn}\" is not inside zone \"{zone}\""),
-        })
-}
-
-/// Lower-case, no trailing dot.
-fn normalize(name: &str) -> String {
-    name.trim_end_matches('.').to_ascii_lowercase()
-}
-
-/// Compares DNS names the way DNS does.
-fn same_name(a: &str, b: &str) -> bool {
-    a.trim_end_matches('.')
-        .eq_ignore_ascii_case(b.trim_end_matches('.'))
-}
-
-/// A TXT value without the surrounding quotes Hetzner may store.
-fn unquote(value: &str) -> &str {
-    value
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .unwrap_or(value)
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-/// The start of an answer body, for messages.
-fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
-        return "empty body".into();
-    }
-    text.chars().take(200).collect()
-}
-
-/// Removes the secret from text the provider sent back.
-fn scrub(text: &str, secret: &str) -> String {
-    if secret.is_empty() {
-        text.to_owned()
-    } else {
-        text.replace(secret, "[redacted]")
-    }
 }

@@ -29,6 +29,9 @@ use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
 use tokio::sync::Mutex;
 
+use super::support::{
+    encode, normalize, refusal, relative_name, scrub, secret_header, snippet, unquote,
+};
 use crate::dns::http::{Answer, HttpApi};
 use crate::dns::provider::{DnsError, DnsProvider, Fields, ProviderSpec};
 
@@ -73,16 +76,7 @@ pub(crate) const SPEC: ProviderSpec = ProviderSpec {
 
 /// Builds the provider from a credential.
 pub(crate) fn build(fields: &Fields) -> Result<Box<dyn DnsProvider>, DnsError> {
-    let header_value = |field: &str| -> Result<HeaderValue, DnsError> {
-        let mut value =
-            HeaderValue::from_str(fields.secret(NAME, field)?).map_err(|_| DnsError::Config {
-                provider: NAME,
-                field: field.to_owned(),
-                message: "holds characters an HTTP header cannot carry; paste the key again".into(),
-            })?;
-        value.set_sensitive(true);
-        Ok(value)
-    };
+    let header_value = |field: &str| secret_header(NAME, field, fields.secret(NAME, field)?, "key");
     Ok(Box::new(Ovh {
         api: HttpApi::new(NAME, fields.config_or("base_url", DEFAULT_BASE_URL))?,
         application: header_value("application_key")?,
@@ -234,36 +228,21 @@ impl Ovh {
             (Some(message), None) => message.to_owned(),
             _ => format!("unexpected answer: {}", snippet(&answer.body)),
         };
-        let mut message = message;
-        for secret in [
-            &self.application_secret,
-            &self.consumer_key,
-            &self.application_key,
-        ] {
-            if !secret.is_empty() {
-                message = message.replace(secret.as_str(), "[redacted]");
-            }
-        }
+        let message = scrub(
+            &message,
+            &[
+                &self.application_secret,
+                &self.consumer_key,
+                &self.application_key,
+            ],
+        );
         let refused = matches!(answer.status, 401 | 403)
             || body
                 .get("errorCode")
                 .and_then(Value::as_str)
                 .is_some_and(|c| AUTH_CODES.contains(&c));
-        match (refused, answer.status, zone) {
-            (true, _, _) => DnsError::Auth {
-                provider: NAME,
-                message,
-            },
-            (false, 404, Some(zone)) => DnsError::ZoneNotFound {
-                provider: NAME,
-                zone: zone.to_owned(),
-            },
-            (false, status, _) => DnsError::Api {
-                provider: NAME,
-                status,
-                message,
-            },
-        }
+        let missing = zone.filter(|_| answer.status == 404);
+        refusal(NAME, answer.status, message, refused, missing)
     }
 
     /// Every TXT record named `sub` in `zone`.
@@ -323,7 +302,7 @@ impl DnsProvider for Ovh {
     }
 
     async fn present(&self, zone: &str, fqdn: &str, value: &str) -> Result<(), DnsError> {
-        let sub = sub_domain(zone, fqdn)?;
+        let sub = relative_name(NAME, zone, fqdn, "")?;
         if !self
             .txt_records(zone, &sub)
             .await?
@@ -342,7 +321,7 @@ impl DnsProvider for Ovh {
     }
 
     async fn cleanup(&self, zone: &str, fqdn: &str, value: &str) -> Result<(), DnsError> {
-        let sub = sub_domain(zone, fqdn)?;
+        let sub = relative_name(NAME, zone, fqdn, "")?;
         let mut changed = false;
         for record in self
             .txt_records(zone, &sub)
@@ -414,56 +393,4 @@ fn is_time_refusal(answer: &Answer) -> bool {
         .unwrap_or_default()
         .to_ascii_lowercase();
     code == "QUERY_TIME_OUT" || message.contains("out of time") || message.contains("timestamp")
-}
-
-/// The subDomain of `fqdn` in `zone` (empty for the apex), or a `Config`
-/// error when `fqdn` is not inside `zone`.
-fn sub_domain(zone: &str, fqdn: &str) -> Result<String, DnsError> {
-    let (zone, fqdn) = (normalize(zone), normalize(fqdn));
-    if fqdn == zone {
-        return Ok(String::new());
-    }
-    fqdn.strip_suffix(&format!(".{zone}"))
-        .map(str::to_owned)
-        .ok_or_else(|| DnsError::Config {
-            provider: NAME,
-            field: "zone".into(),
-            message: format!("\"{fqdn}\" is not inside zone \"{zone}\""),
-        })
-}
-
-/// Lower-case, no trailing dot.
-fn normalize(name: &str) -> String {
-    name.trim_end_matches('.').to_ascii_lowercase()
-}
-
-/// A TXT value without the surrounding quotes OVH may add.
-fn unquote(value: &str) -> &str {
-    value
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .unwrap_or(value)
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
-}
-
-/// The start of an answer body, for messages.
-fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
-        return "empty body".into();
-    }
-    text.chars().take(200).collect()
 }

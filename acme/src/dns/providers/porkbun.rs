@@ -18,6 +18,9 @@ use async_trait::async_trait;
 use http::Method;
 use serde_json::{json, Map, Value};
 
+use super::support::{
+    encode, items, normalize, refusal, relative_name, same_name, scrub, snippet, unquote,
+};
 use crate::dns::http::{Answer, HttpApi};
 use crate::dns::provider::{DnsError, DnsProvider, Fields, ProviderSpec};
 
@@ -119,30 +122,18 @@ impl Porkbun {
                 || format!("unexpected answer: {}", snippet(&answer.body)),
                 str::to_owned,
             );
-        let message = scrub(&scrub(&message, &self.secret_api_key), &self.api_key);
+        let message = scrub(&message, &[&self.secret_api_key, &self.api_key]);
         let lower = message.to_ascii_lowercase();
         // "Invalid API key. (002)"; "Domain is not opted in to API access."
         let refused = matches!(answer.status, 401 | 403)
             || lower.contains("api key")
             || lower.contains("api access");
-        if refused {
-            return DnsError::Auth {
-                provider: NAME,
-                message,
-            };
-        }
-        match subject {
+        let missing = match subject {
             // "Invalid domain." for a domain that is not in the account.
-            Subject::Domain(zone) if lower.contains("invalid domain") => DnsError::ZoneNotFound {
-                provider: NAME,
-                zone: zone.to_owned(),
-            },
-            _ => DnsError::Api {
-                provider: NAME,
-                status: answer.status,
-                message,
-            },
-        }
+            Subject::Domain(zone) if lower.contains("invalid domain") => Some(zone),
+            _ => None,
+        };
+        refusal(NAME, answer.status, message, refused, missing)
     }
 
     /// Every TXT record at `fqdn` as (id, value).
@@ -158,11 +149,7 @@ impl Porkbun {
             path.push_str(&encode(sub));
         }
         let body = self.call(&path, json!({}), Subject::Domain(zone)).await?;
-        Ok(body
-            .get("records")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
+        Ok(items(&body, "records")
             .filter(|r| r.get("type").and_then(Value::as_str) == Some("TXT"))
             .filter(|r| {
                 r.get("name")
@@ -189,7 +176,7 @@ impl DnsProvider for Porkbun {
     }
 
     async fn present(&self, zone: &str, fqdn: &str, value: &str) -> Result<(), DnsError> {
-        let sub = subdomain(zone, fqdn)?;
+        let sub = relative_name(NAME, zone, fqdn, "")?;
         if self
             .txt_records(zone, fqdn, &sub)
             .await?
@@ -210,7 +197,7 @@ impl DnsProvider for Porkbun {
     }
 
     async fn cleanup(&self, zone: &str, fqdn: &str, value: &str) -> Result<(), DnsError> {
-        let sub = subdomain(zone, fqdn)?;
+        let sub = relative_name(NAME, zone, fqdn, "")?;
         for (id, _) in self
             .txt_records(zone, fqdn, &sub)
             .await?
@@ -246,74 +233,5 @@ impl DnsProvider for Porkbun {
             }
         }
         Ok(zones)
-    }
-}
-
-// === helpers ===
-
-/// The subdomain of `fqdn` in `zone` (empty for the apex), or a `Config`
-/// error when `fqdn` is not inside `zone`.
-fn subdomain(zone: &str, fqdn: &str) -> Result<String, DnsError> {
-    let (zone, fqdn) = (normalize(zone), normalize(fqdn));
-    if fqdn == zone {
-        return Ok(String::new());
-    }
-    fqdn.strip_suffix(&format!(".{zone}"))
-        .map(str::to_owned)
-        .ok_or_else(|| DnsError::Config {
-            provider: NAME,
-            field: "zone".into(),
-            message: format!("\"{fqdn}\" is not inside zone \"{zone}\""),
-        })
-}
-
-/// Lower-case, no trailing dot.
-fn normalize(name: &str) -> String {
-    name.trim_end_matches('.').to_ascii_lowercase()
-}
-
-/// Compares DNS names the way DNS does.
-fn same_name(a: &str, b: &str) -> bool {
-    a.trim_end_matches('.')
-        .eq_ignore_ascii_case(b.trim_end_matches('.'))
-}
-
-/// A TXT value without surrounding quotes.
-fn unquote(value: &str) -> &str {
-    value
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .unwrap_or(value)
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-/// The start of an answer body, for messages.
-fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
-        return "empty body".into();
-    }
-    text.chars().take(200).collect()
-}
-
-/// Removes a secret from text the provider sent back.
-fn scrub(text: &str, secret: &str) -> String {
-    if secret.is_empty() {
-        text.to_owned()
-    } else {
-        text.replace(secret, "[redacted]")
     }
 }

@@ -26,7 +26,6 @@ mod request;
 mod sigv4;
 #[cfg(test)]
 mod tests;
-pub(super) mod txt;
 mod xml;
 
 use std::collections::HashMap;
@@ -37,9 +36,9 @@ use async_trait::async_trait;
 use http::Method;
 use zeroize::Zeroizing;
 
+use super::support::{in_zone, txt_quote, txt_text};
 use crate::dns::http::HttpApi;
 use crate::dns::provider::{DnsError, DnsProvider, Fields, ProviderSpec};
-use txt::{txt_quote, txt_text};
 
 const NAME: &str = "route53";
 
@@ -277,7 +276,7 @@ impl DnsProvider for Route53 {
     }
 
     async fn present(&self, zone: &str, fqdn: &str, value: &str) -> Result<(), DnsError> {
-        in_zone(zone, fqdn)?;
+        in_zone(NAME, zone, fqdn)?;
         let _write = WRITES.lock().await;
         let id = self.zone_id(zone).await?;
         let wanted = txt_quote(value);
@@ -296,7 +295,7 @@ impl DnsProvider for Route53 {
     }
 
     async fn cleanup(&self, zone: &str, fqdn: &str, value: &str) -> Result<(), DnsError> {
-        in_zone(zone, fqdn)?;
+        in_zone(NAME, zone, fqdn)?;
         let _write = WRITES.lock().await;
         let id = self.zone_id(zone).await?;
         let Some(set) = self.txt_set(zone, &id, fqdn).await? else {
@@ -359,23 +358,6 @@ fn not_found(zone: &str) -> DnsError {
     DnsError::ZoneNotFound {
         provider: NAME,
         zone: zone.to_owned(),
-    }
-}
-
-/// `fqdn` must be `zone` or below it.
-fn in_zone(zone: &str, fqdn: &str) -> Result<(), DnsError> {
-    if fqdn == zone
-        || fqdn
-            .strip_suffix(zone)
-            .is_some_and(|head| head.ends_with('.'))
-    {
-        Ok(())
-    } else {
-        Err(DnsError::Config {
-            provider: NAME,
-            field: "zone".into(),
-            message: format!("\"{fqdn}\" is not in zone \"{zone}\""),
-        })
     }
 }
 

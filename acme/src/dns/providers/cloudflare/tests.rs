@@ -9,7 +9,12 @@ use serde_json::json;
 
 use super::build;
 use crate::dns::http::HttpApi;
-use crate::dns::provider::{DnsError, DnsProvider, Fields};
+use crate::dns::provider::{DnsError, DnsProvider};
+use crate::dns::providers::support::TokenApi;
+use crate::dns::providers::test_support::{
+    assert_refused_everywhere, assert_zone_not_found, cleanup_at_the_apex, fields,
+    present_at_the_apex_and_below, two_values_coexist, zone_names, Words,
+};
 use contract::Server;
 
 const TOKEN: &str = "Sn3lZJTBX6kkg7OdcBUAxOO963GEIyGQqnFTOFYY";
@@ -21,41 +26,28 @@ const WRONG_TOKEN: &str = "YQSn-xWAQiiEh9qM58wZNnyQS7FUdoqGIUAbrh7T";
 async fn validate_lists_the_zones_the_token_sees() {
     let server = Server::start(&["example.com", "Example.ORG"]).await;
     let zones = server.provider(TOKEN).validate().await.unwrap();
-    assert_eq!(
-        zones,
-        vec!["example.com".to_owned(), "example.org".to_owned()]
-    );
+    assert_eq!(zones, ["example.com", "example.org"]);
 }
 
 #[tokio::test]
 async fn validate_follows_every_page() {
-    let names: Vec<String> = (0..73).map(|i| format!("zone{i}.example")).collect();
-    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let server = Server::start(&refs).await;
-    let zones = server.provider(TOKEN).validate().await.unwrap();
-    assert_eq!(zones, names);
+    let names = zone_names(73);
+    let server = Server::start(&names).await;
+    assert_eq!(server.provider(TOKEN).validate().await.unwrap(), names);
 }
 
 #[tokio::test]
 async fn a_refused_token_is_an_auth_error_in_cloudflares_words() {
     let server = Server::start(&["example.com"]).await;
-    let err = server.provider(WRONG_TOKEN).validate().await.unwrap_err();
-    match &err {
-        DnsError::Auth { provider, message } => {
-            assert_eq!(*provider, "cloudflare");
-            assert!(message.contains("Invalid access token"), "{message}");
-        }
-        other => panic!("expected Auth, got {other:?}"),
-    }
-    assert!(!err.to_string().contains(WRONG_TOKEN), "{err}");
-    assert!(!format!("{err:?}").contains(WRONG_TOKEN));
+    let words = Words::Containing("Invalid access token");
+    let provider = server.provider(WRONG_TOKEN);
+    assert_refused_everywhere(&*provider, "cloudflare", words, &[WRONG_TOKEN]).await;
 
     // A token an HTTP header cannot carry never leaves the process.
-    let mut fields = Fields::default();
-    fields
-        .secrets
-        .insert("api_token".into(), "bad\ntoken".into());
-    fields.config.insert("base_url".into(), server.base_url());
+    let fields = fields(
+        &[("api_token", "bad\ntoken")],
+        &[("base_url", &server.base_url())],
+    );
     let err = build(&fields).err().unwrap();
     assert!(matches!(err, DnsError::Config { .. }), "{err:?}");
     assert!(!err.to_string().contains("bad\ntoken"));
@@ -69,9 +61,12 @@ async fn a_malformed_authorization_header_is_an_auth_error() {
     let answer = api.json(Method::GET, "/zones", &[], None).await.unwrap();
     assert_eq!(answer.status, 400);
     let provider = super::Cloudflare {
-        api,
-        auth: http::HeaderValue::from_static("Bearer"),
-        token: String::new(),
+        api: TokenApi {
+            api,
+            header: http::header::AUTHORIZATION,
+            value: http::HeaderValue::from_static("Bearer"),
+            token: String::new(),
+        },
     };
     let err = provider.validate().await.unwrap_err();
     match err {
@@ -90,43 +85,13 @@ async fn two_values_at_one_name_coexist_and_cleanup_removes_only_its_own() {
     let server = Server::start(&["example.com"]).await;
     let provider = server.provider(TOKEN);
     let name = "_acme-challenge.example.com";
-
-    provider
-        .present("example.com", name, "value-for-wildcard")
-        .await
-        .unwrap();
-    provider
-        .present("example.com", name, "value-for-apex")
-        .await
-        .unwrap();
-    assert_eq!(
-        server.txt_at(name),
-        vec!["value-for-apex", "value-for-wildcard"]
-    );
-
-    // Presenting again is a no-op, not a duplicate.
-    provider
-        .present("example.com", name, "value-for-apex")
-        .await
-        .unwrap();
-    assert_eq!(server.records().len(), 2);
-
-    provider
-        .cleanup("example.com", name, "value-for-wildcard")
-        .await
-        .unwrap();
-    assert_eq!(server.txt_at(name), vec!["value-for-apex"]);
-
-    // Already gone: fine, and the other value stays.
-    provider
-        .cleanup("example.com", name, "value-for-wildcard")
-        .await
-        .unwrap();
-    provider
-        .cleanup("example.com", name, "never-presented")
-        .await
-        .unwrap();
-    assert_eq!(server.txt_at(name), vec!["value-for-apex"]);
+    two_values_coexist(
+        &*provider,
+        || server.txt_at(name),
+        || server.records().len(),
+        |_| {},
+    )
+    .await;
 
     provider
         .cleanup("example.com", name, "value-for-apex")
@@ -139,44 +104,22 @@ async fn two_values_at_one_name_coexist_and_cleanup_removes_only_its_own() {
 async fn records_carry_full_names_for_the_apex_and_a_sub_name() {
     let server = Server::start(&["example.com", "example.net"]).await;
     let provider = server.provider(TOKEN);
-    provider
-        .present("example.com", "example.com", "at-the-apex")
-        .await
-        .unwrap();
-    provider
-        .present("example.com", "_acme-challenge.www.example.com", "below")
-        .await
-        .unwrap();
+    let below = "_acme-challenge.www.example.com";
+    present_at_the_apex_and_below(&*provider, || server.stored(), "example.com", below).await;
     let zone_id = server.state.lock().unwrap().zones[0].0.clone();
-    let records = server.records();
-    assert_eq!(records.len(), 2);
-    assert_eq!(
-        (records[0].name.as_str(), records[0].content.as_str()),
-        ("example.com", "at-the-apex")
-    );
-    assert_eq!(
-        (records[1].name.as_str(), records[1].content.as_str()),
-        ("_acme-challenge.www.example.com", "below")
-    );
-    for record in &records {
+    for record in &server.records() {
         assert_eq!(record.zone_id, zone_id);
         assert_eq!(record.kind, "TXT");
         assert_eq!(record.ttl, 60);
     }
+    cleanup_at_the_apex(&*provider, || server.stored(), below).await;
 }
 
 #[tokio::test]
 async fn a_zone_the_token_cannot_see_is_zone_not_found() {
     let server = Server::start(&["example.com"]).await;
     let provider = server.provider(TOKEN);
-    let err = provider
-        .present("example.org", "_acme-challenge.example.org", "v")
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, DnsError::ZoneNotFound { ref zone, .. } if zone == "example.org"),
-        "{err:?}"
-    );
+    assert_zone_not_found(&*provider, "example.org").await;
     let err = provider
         .present("example.com", "_acme-challenge.example.org", "v")
         .await

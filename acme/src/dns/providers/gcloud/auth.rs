@@ -21,6 +21,7 @@ use rustls_pki_types::PrivateKeyDer;
 use serde_json::json;
 use zeroize::Zeroizing;
 
+use super::super::support::refusal;
 use super::NAME;
 use crate::dns::http::HttpApi;
 use crate::dns::provider::DnsError;
@@ -246,18 +247,7 @@ impl TokenSource {
                 code,
                 "invalid_grant" | "invalid_client" | "unauthorized_client" | "access_denied"
             ) || matches!(answer.status, 401 | 403);
-            return Err(if refused {
-                DnsError::Auth {
-                    provider: NAME,
-                    message,
-                }
-            } else {
-                DnsError::Api {
-                    provider: NAME,
-                    status: answer.status,
-                    message,
-                }
-            });
+            return Err(refusal(NAME, answer.status, message, refused, None));
         }
         let token = body
             .get("access_token")

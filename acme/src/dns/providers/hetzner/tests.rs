@@ -8,7 +8,10 @@ use http::Method;
 use serde_json::json;
 
 use crate::dns::http::HttpApi;
-use crate::dns::provider::DnsError;
+use crate::dns::providers::test_support::{
+    assert_refused_everywhere, assert_zone_not_found, cleanup_at_the_apex,
+    present_at_the_apex_and_below, two_values_coexist, zone_names, Words,
+};
 use contract::{Record, Server};
 
 const TOKEN: &str = "LlGoDUQ39S6akqoav5meAsv5OIpeywhj";
@@ -20,116 +23,48 @@ const WRONG_TOKEN: &str = "84BFPidGvvNgeX9kdbs4ErmyMp05BI9p";
 async fn validate_lists_the_zones_the_token_sees() {
     let server = Server::start(&["example.com", "example.org"]).await;
     let zones = server.provider(TOKEN).validate().await.unwrap();
-    assert_eq!(
-        zones,
-        vec!["example.com".to_owned(), "example.org".to_owned()]
-    );
+    assert_eq!(zones, ["example.com", "example.org"]);
 }
 
 #[tokio::test]
 async fn validate_follows_every_page() {
-    let names: Vec<String> = (0..230).map(|i| format!("zone{i}.example")).collect();
-    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let server = Server::start(&refs).await;
+    let names = zone_names(230);
+    let server = Server::start(&names).await;
     assert_eq!(server.provider(TOKEN).validate().await.unwrap(), names);
 }
 
 #[tokio::test]
 async fn a_refused_token_is_an_auth_error_in_hetzners_words() {
     let server = Server::start(&["example.com"]).await;
+    let words = Words::Exactly("Invalid authentication credentials");
     let provider = server.provider(WRONG_TOKEN);
-    for err in [
-        provider.validate().await.unwrap_err(),
-        provider
-            .cleanup("example.com", "_acme-challenge.example.com", "v")
-            .await
-            .unwrap_err(),
-    ] {
-        match &err {
-            DnsError::Auth { provider, message } => {
-                assert_eq!(*provider, "hetzner");
-                assert_eq!(message, "Invalid authentication credentials");
-            }
-            other => panic!("expected Auth, got {other:?}"),
-        }
-        assert!(!err.to_string().contains(WRONG_TOKEN), "{err}");
-        assert!(!format!("{err:?}").contains(WRONG_TOKEN));
-    }
+    assert_refused_everywhere(&*provider, "hetzner", words, &[WRONG_TOKEN]).await;
 }
 
 #[tokio::test]
 async fn two_values_at_one_name_coexist_and_cleanup_removes_only_its_own() {
     let server = Server::start(&["example.com"]).await;
-    let provider = server.provider(TOKEN);
-    let name = "_acme-challenge.example.com";
-
-    provider
-        .present("example.com", name, "value-for-wildcard")
-        .await
-        .unwrap();
-    provider
-        .present("example.com", name, "value-for-apex")
-        .await
-        .unwrap();
-    assert_eq!(
-        server.txt_at("_acme-challenge"),
-        vec!["value-for-apex", "value-for-wildcard"]
-    );
-    provider
-        .present("example.com", name, "value-for-apex")
-        .await
-        .unwrap();
-    assert_eq!(server.txt().len(), 2);
-
-    provider
-        .cleanup("example.com", name, "value-for-wildcard")
-        .await
-        .unwrap();
-    assert_eq!(server.txt_at("_acme-challenge"), vec!["value-for-apex"]);
-    provider
-        .cleanup("example.com", name, "value-for-wildcard")
-        .await
-        .unwrap();
-    provider
-        .cleanup("example.com", name, "never-presented")
-        .await
-        .unwrap();
-    assert_eq!(server.txt_at("_acme-challenge"), vec!["value-for-apex"]);
+    two_values_coexist(
+        &*server.provider(TOKEN),
+        || server.txt_at("_acme-challenge"),
+        || server.txt().len(),
+        |_| {},
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn names_are_relative_with_at_for_the_apex() {
     let server = Server::start(&["example.net", "example.com"]).await;
     let provider = server.provider(TOKEN);
-    provider
-        .present("example.com", "example.com", "at-the-apex")
-        .await
-        .unwrap();
-    provider
-        .present("example.com", "_acme-challenge.www.example.com", "below")
-        .await
-        .unwrap();
-    let records = server.txt();
-    assert_eq!(records.len(), 2);
-    assert_eq!(
-        (records[0].name.as_str(), records[0].value.as_str()),
-        ("@", "at-the-apex")
-    );
-    assert_eq!(
-        (records[1].name.as_str(), records[1].value.as_str()),
-        ("_acme-challenge.www", "below")
-    );
+    let below = "_acme-challenge.www";
+    present_at_the_apex_and_below(&*provider, || server.stored(), "@", below).await;
     let zone_id = server.zone_id("example.com");
-    assert!(records
+    assert!(server
+        .txt()
         .iter()
         .all(|r| r.zone_id == zone_id && r.ttl == Some(60)));
-
-    provider
-        .cleanup("example.com", "example.com", "at-the-apex")
-        .await
-        .unwrap();
-    assert_eq!(server.txt_at("_acme-challenge.www"), vec!["below"]);
-    assert!(server.txt_at("@").is_empty());
+    cleanup_at_the_apex(&*provider, || server.stored(), below).await;
 }
 
 #[tokio::test]
@@ -183,15 +118,7 @@ async fn a_busy_zone_is_read_page_by_page() {
 #[tokio::test]
 async fn a_zone_the_token_cannot_see_is_zone_not_found() {
     let server = Server::start(&["example.com"]).await;
-    let err = server
-        .provider(TOKEN)
-        .present("example.org", "_acme-challenge.example.org", "v")
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, DnsError::ZoneNotFound { ref zone, .. } if zone == "example.org"),
-        "{err:?}"
-    );
+    assert_zone_not_found(&*server.provider(TOKEN), "example.org").await;
 }
 
 #[tokio::test]

@@ -8,7 +8,10 @@ use http::Method;
 use sha1::{Digest, Sha1};
 
 use crate::dns::http::HttpApi;
-use crate::dns::provider::DnsError;
+use crate::dns::providers::test_support::{
+    assert_refused_everywhere, assert_zone_not_found, cleanup_at_the_apex,
+    present_at_the_apex_and_below, two_values_coexist, Step, Words,
+};
 use contract::{now, Server};
 
 const AK: &str = "7kbG7Bk7S9Nt7ZSV";
@@ -43,23 +46,9 @@ async fn refused_keys_are_an_auth_error_in_ovhs_words() {
         (WRONG_AS, CK, "Invalid signature"),
         (AS, WRONG_CK, "This credential is not valid"),
     ] {
-        let err = server
-            .provider_with(secret, consumer)
-            .validate()
-            .await
-            .unwrap_err();
-        match &err {
-            DnsError::Auth { provider, message } => {
-                assert_eq!(*provider, "ovh");
-                assert!(message.contains(words), "{message}");
-            }
-            other => panic!("expected Auth, got {other:?}"),
-        }
-        let shown = format!("{err} {err:?}");
-        for secret in [secret, consumer, AK] {
-            assert!(!shown.contains(secret), "{shown}");
-        }
-        assert!(!shown.contains("$1$"), "{shown}");
+        let provider = server.provider_with(secret, consumer);
+        let secrets = [secret, consumer, AK, "$1$"];
+        assert_refused_everywhere(&*provider, "ovh", Words::Containing(words), &secrets).await;
     }
 }
 
@@ -76,98 +65,48 @@ async fn a_clock_that_moves_is_learned_again() {
 #[tokio::test]
 async fn two_values_at_one_name_coexist_and_cleanup_removes_only_its_own() {
     let server = Server::start(&["example.com"]).await;
-    let provider = server.provider();
-    let name = "_acme-challenge.example.com";
-
-    provider
-        .present("example.com", name, "value-for-wildcard")
-        .await
-        .unwrap();
-    provider
-        .present("example.com", name, "value-for-apex")
-        .await
-        .unwrap();
-    assert_eq!(
-        server.txt_at("_acme-challenge"),
-        vec!["value-for-apex", "value-for-wildcard"]
-    );
-    assert!(server.published(), "present refreshes the zone");
-    provider
-        .present("example.com", name, "value-for-apex")
-        .await
-        .unwrap();
-    assert_eq!(server.txt_at("_acme-challenge").len(), 2);
-
-    provider
-        .cleanup("example.com", name, "value-for-wildcard")
-        .await
-        .unwrap();
-    assert_eq!(server.txt_at("_acme-challenge"), vec!["value-for-apex"]);
-    assert!(server.published(), "cleanup refreshes the zone");
-    let refreshes = server.state.lock().unwrap().refreshes;
-    provider
-        .cleanup("example.com", name, "value-for-wildcard")
-        .await
-        .unwrap();
-    provider
-        .cleanup("example.com", name, "never-presented")
-        .await
-        .unwrap();
-    assert_eq!(server.txt_at("_acme-challenge"), vec!["value-for-apex"]);
-    assert_eq!(
-        server.state.lock().unwrap().refreshes,
-        refreshes,
-        "nothing to publish"
-    );
+    let mut refreshes = 0;
+    two_values_coexist(
+        &*server.provider(),
+        || server.txt_at("_acme-challenge"),
+        || server.txt_at("_acme-challenge").len(),
+        |step| match step {
+            Step::Presented => assert!(server.published(), "present refreshes the zone"),
+            Step::CleanedUp => {
+                assert!(server.published(), "cleanup refreshes the zone");
+                refreshes = server.state.lock().unwrap().refreshes;
+            }
+            Step::CleanedUpAgain => assert_eq!(
+                server.state.lock().unwrap().refreshes,
+                refreshes,
+                "nothing to publish"
+            ),
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn sub_domains_are_relative_and_empty_for_the_apex() {
     let server = Server::start(&["example.com"]).await;
     let provider = server.provider();
-    provider
-        .present("example.com", "example.com", "at-the-apex")
-        .await
-        .unwrap();
-    provider
-        .present("example.com", "_acme-challenge.www.example.com", "below")
-        .await
-        .unwrap();
-    let records = server.state.lock().unwrap().records.clone();
-    assert_eq!(records.len(), 2);
-    assert_eq!(
-        (records[0].sub_domain.as_str(), records[0].target.as_str()),
-        ("", "at-the-apex")
-    );
-    assert_eq!(
-        (records[1].sub_domain.as_str(), records[1].target.as_str()),
-        ("_acme-challenge.www", "below")
-    );
-    assert!(records
+    let below = "_acme-challenge.www";
+    present_at_the_apex_and_below(&*provider, || server.stored(), "", below).await;
+    assert!(server
+        .state
+        .lock()
+        .unwrap()
+        .records
         .iter()
         .all(|r| r.zone == "example.com" && r.field_type == "TXT" && r.ttl == 60));
-
-    provider
-        .cleanup("example.com", "example.com", "at-the-apex")
-        .await
-        .unwrap();
-    assert_eq!(server.txt_at("_acme-challenge.www"), vec!["below"]);
-    assert!(server.txt_at("").is_empty());
+    cleanup_at_the_apex(&*provider, || server.stored(), below).await;
     assert!(server.published());
 }
 
 #[tokio::test]
 async fn a_zone_the_keys_cannot_see_is_zone_not_found() {
     let server = Server::start(&["example.com"]).await;
-    let err = server
-        .provider()
-        .present("example.org", "_acme-challenge.example.org", "v")
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, DnsError::ZoneNotFound { ref zone, .. } if zone == "example.org"),
-        "{err:?}"
-    );
+    assert_zone_not_found(&*server.provider(), "example.org").await;
 }
 
 #[tokio::test]

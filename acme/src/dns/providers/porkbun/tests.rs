@@ -9,6 +9,10 @@ use serde_json::{json, Value};
 
 use crate::dns::http::HttpApi;
 use crate::dns::provider::DnsError;
+use crate::dns::providers::test_support::{
+    assert_refused_everywhere, assert_zone_not_found, cleanup_at_the_apex,
+    present_at_the_apex_and_below, two_values_coexist, zone_names, Words,
+};
 use contract::Server;
 
 const API_KEY: &str = "pk1_5299b57125c8f3cdf347d2fe0e713311ee3a1e11f11a14942b26472593e35368";
@@ -21,15 +25,12 @@ const WRONG_SECRET: &str = "sk1_000000000000000000000000000000000000000000000000
 async fn validate_pings_and_lists_the_domains() {
     let server = Server::start(&[("example.com", true), ("Example.ORG", false)]).await;
     let zones = server.provider(SECRET).validate().await.unwrap();
-    assert_eq!(
-        zones,
-        vec!["example.com".to_owned(), "example.org".to_owned()]
-    );
+    assert_eq!(zones, ["example.com", "example.org"]);
 }
 
 #[tokio::test]
 async fn validate_follows_every_thousand() {
-    let names: Vec<String> = (0..2100).map(|i| format!("zone{i}.example")).collect();
+    let names = zone_names(2100);
     let domains: Vec<(&str, bool)> = names.iter().map(|n| (n.as_str(), true)).collect();
     let server = Server::start(&domains).await;
     assert_eq!(server.provider(SECRET).validate().await.unwrap(), names);
@@ -38,27 +39,9 @@ async fn validate_follows_every_thousand() {
 #[tokio::test]
 async fn refused_keys_are_an_auth_error_in_porkbuns_words() {
     let server = Server::start(&[("example.com", true)]).await;
-    let provider = server.provider(WRONG_SECRET);
-    for err in [
-        provider.validate().await.unwrap_err(),
-        provider
-            .present("example.com", "_acme-challenge.example.com", "v")
-            .await
-            .unwrap_err(),
-    ] {
-        match &err {
-            DnsError::Auth { provider, message } => {
-                assert_eq!(*provider, "porkbun");
-                assert_eq!(message, "Invalid API key. (002)");
-            }
-            other => panic!("expected Auth, got {other:?}"),
-        }
-        let shown = format!("{err} {err:?}");
-        assert!(
-            !shown.contains(WRONG_SECRET) && !shown.contains(API_KEY),
-            "{shown}"
-        );
-    }
+    let words = Words::Exactly("Invalid API key. (002)");
+    let secrets = [WRONG_SECRET, API_KEY];
+    assert_refused_everywhere(&*server.provider(WRONG_SECRET), "porkbun", words, &secrets).await;
 }
 
 #[tokio::test]
@@ -78,92 +61,33 @@ async fn a_domain_without_api_access_is_refused_in_porkbuns_words() {
 #[tokio::test]
 async fn two_values_at_one_name_coexist_and_cleanup_removes_only_its_own() {
     let server = Server::start(&[("example.com", true)]).await;
-    let provider = server.provider(SECRET);
     let name = "_acme-challenge.example.com";
-
-    provider
-        .present("example.com", name, "value-for-wildcard")
-        .await
-        .unwrap();
-    provider
-        .present("example.com", name, "value-for-apex")
-        .await
-        .unwrap();
-    assert_eq!(
-        server.txt_at(name),
-        vec!["value-for-apex", "value-for-wildcard"]
-    );
-    provider
-        .present("example.com", name, "value-for-apex")
-        .await
-        .unwrap();
-    assert_eq!(server.records().len(), 2);
-
-    provider
-        .cleanup("example.com", name, "value-for-wildcard")
-        .await
-        .unwrap();
-    assert_eq!(server.txt_at(name), vec!["value-for-apex"]);
-    provider
-        .cleanup("example.com", name, "value-for-wildcard")
-        .await
-        .unwrap();
-    provider
-        .cleanup("example.com", name, "never-presented")
-        .await
-        .unwrap();
-    assert_eq!(server.txt_at(name), vec!["value-for-apex"]);
+    two_values_coexist(
+        &*server.provider(SECRET),
+        || server.txt_at(name),
+        || server.records().len(),
+        |_| {},
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn names_are_subdomains_empty_for_the_apex() {
     let server = Server::start(&[("example.com", true)]).await;
     let provider = server.provider(SECRET);
-    provider
-        .present("example.com", "example.com", "at-the-apex")
-        .await
-        .unwrap();
-    provider
-        .present("example.com", "_acme-challenge.www.example.com", "below")
-        .await
-        .unwrap();
-    let records = server.records();
-    assert_eq!(records.len(), 2);
-    assert_eq!(
-        (records[0].name.as_str(), records[0].content.as_str()),
-        ("example.com", "at-the-apex")
-    );
-    assert_eq!(
-        (records[1].name.as_str(), records[1].content.as_str()),
-        ("_acme-challenge.www.example.com", "below")
-    );
-    assert!(records
+    let below = "_acme-challenge.www.example.com";
+    present_at_the_apex_and_below(&*provider, || server.stored(), "example.com", below).await;
+    assert!(server
+        .records()
         .iter()
         .all(|r| r.kind == "TXT" && r.ttl == 600 && r.domain == "example.com"));
-
-    provider
-        .cleanup("example.com", "example.com", "at-the-apex")
-        .await
-        .unwrap();
-    assert_eq!(
-        server.txt_at("_acme-challenge.www.example.com"),
-        vec!["below"]
-    );
-    assert!(server.txt_at("example.com").is_empty());
+    cleanup_at_the_apex(&*provider, || server.stored(), below).await;
 }
 
 #[tokio::test]
 async fn a_domain_outside_the_account_is_zone_not_found() {
     let server = Server::start(&[("example.com", true)]).await;
-    let err = server
-        .provider(SECRET)
-        .present("example.org", "_acme-challenge.example.org", "v")
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, DnsError::ZoneNotFound { ref zone, .. } if zone == "example.org"),
-        "{err:?}"
-    );
+    assert_zone_not_found(&*server.provider(SECRET), "example.org").await;
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method};
 
+use super::super::support::{refusal, scrub};
 use super::{sigv4, xml, Route53, API, ATTEMPTS, NAME};
 use crate::dns::provider::DnsError;
 
@@ -137,18 +138,8 @@ impl Route53 {
                 zone: zone.to_owned(),
             };
         }
-        if status == 401 || status == 403 || AUTH_CODES.contains(&code) {
-            DnsError::Auth {
-                provider: NAME,
-                message,
-            }
-        } else {
-            DnsError::Api {
-                provider: NAME,
-                status,
-                message,
-            }
-        }
+        let refused = status == 401 || status == 403 || AUTH_CODES.contains(&code);
+        refusal(NAME, status, message, refused, None)
     }
 
     /// Cuts the canonical request and string to sign some AWS services
@@ -160,15 +151,16 @@ impl Route53 {
             .filter_map(|marker| message.find(marker))
             .min()
             .unwrap_or(message.len());
-        let mut out = message[..cut].trim().to_owned();
-        let secrets = [
+        let secrets: Vec<&str> = [
             Some(&self.secret_access_key),
             Some(&self.access_key_id),
             self.session_token.as_ref(),
-        ];
-        for secret in secrets.into_iter().flatten().filter(|s| !s.is_empty()) {
-            out = out.replace(secret.as_str(), "[redacted]");
-        }
+        ]
+        .into_iter()
+        .flatten()
+        .map(|s| s.as_str())
+        .collect();
+        let mut out = scrub(message[..cut].trim(), &secrets);
         if out.chars().count() > 400 {
             out = out.chars().take(400).collect::<String>() + "...";
         }

@@ -165,19 +165,9 @@ fn canonical_query(query: &str) -> String {
         .join("&")
 }
 
-/// URI-encodes every byte but the unreserved `A-Z a-z 0-9 - . _ ~`, with
-/// upper-case hex; `/` is encoded too.
-pub(crate) fn uri_encode(input: &str) -> String {
-    let mut out = String::with_capacity(input.len());
-    for byte in input.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
+/// The guide's `UriEncode()`: every byte but the unreserved
+/// `A-Z a-z 0-9 - . _ ~` as `%XX` with upper-case hex, `/` included.
+pub(super) use super::super::support::encode as uri_encode;
 
 fn percent_decode(input: &str) -> String {
     let bytes = input.as_bytes();

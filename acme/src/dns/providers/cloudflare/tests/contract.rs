@@ -5,21 +5,15 @@
 //! unknown query parameters, and record bodies that are not JSON or break the
 //! field rules (400).
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use http::Method;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 
 use super::super::build;
 use super::TOKEN;
-use crate::dns::provider::{DnsProvider, Fields};
+use crate::dns::provider::DnsProvider;
+use crate::dns::providers::test_support::{fields, sorted, Fake, Req};
 
 /// A stored DNS record.
 #[derive(Clone, Debug)]
@@ -41,120 +35,54 @@ pub(super) struct State {
     pub(super) next_id: u64,
 }
 
-/// One request, read whole.
-pub(super) struct Req {
-    pub(super) method: Method,
-    pub(super) path: String,
-    pub(super) query: Vec<(String, String)>,
-    pub(super) headers: HeaderMap,
-    pub(super) body: Bytes,
-}
-
-pub(super) struct Server {
-    pub(super) addr: SocketAddr,
-    pub(super) state: Arc<Mutex<State>>,
-}
+/// The running contract server.
+pub(super) type Server = Fake<State>;
 
 impl Server {
-    pub(super) async fn start(zones: &[&str]) -> Self {
-        let state = Arc::new(Mutex::new(State::default()));
-        {
-            let mut s = state.lock().unwrap();
-            for (i, zone) in zones.iter().enumerate() {
-                s.zones.push((format!("{i:032x}"), (*zone).to_owned()));
-            }
-        }
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shared = state.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let state = state.clone();
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let body = body.collect().await?.to_bytes();
-                            let req = Req {
-                                method: parts.method,
-                                path: parts.uri.path().to_owned(),
-                                query: parse_query(parts.uri.query().unwrap_or("")),
-                                headers: parts.headers,
-                                body,
-                            };
-                            let (status, answer) = handle(&state, &req);
-                            Ok::<_, hyper::Error>(
-                                Response::builder()
-                                    .status(status)
-                                    .header("content-type", "application/json")
-                                    .body(Full::new(Bytes::from(answer.to_string())))
-                                    .unwrap(),
-                            )
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Self { addr, state }
+    pub(super) async fn start(zones: &[impl AsRef<str>]) -> Self {
+        let state = State {
+            zones: zones
+                .iter()
+                .enumerate()
+                .map(|(i, zone)| (format!("{i:032x}"), zone.as_ref().to_owned()))
+                .collect(),
+            ..State::default()
+        };
+        Fake::serve_json(state, "application/json", handle).await
     }
 
     pub(super) fn base_url(&self) -> String {
-        format!("http://{}/client/v4", self.addr)
+        format!("{}/client/v4", self.url())
     }
 
     pub(super) fn provider(&self, token: &str) -> Box<dyn DnsProvider> {
-        let mut fields = Fields::default();
-        fields.secrets.insert("api_token".into(), token.into());
-        fields.config.insert("base_url".into(), self.base_url());
-        build(&fields).unwrap()
+        build(&fields(
+            &[("api_token", token)],
+            &[("base_url", &self.base_url())],
+        ))
+        .unwrap()
     }
 
     pub(super) fn records(&self) -> Vec<Record> {
         self.state.lock().unwrap().records.clone()
     }
 
-    pub(super) fn txt_at(&self, name: &str) -> Vec<String> {
-        let mut values: Vec<String> = self
-            .records()
+    /// (name, content) of every record, in order.
+    pub(super) fn stored(&self) -> Vec<(String, String)> {
+        self.records()
             .into_iter()
-            .filter(|r| r.kind == "TXT" && r.name == name)
-            .map(|r| r.content)
-            .collect();
-        values.sort();
-        values
+            .map(|r| (r.name, r.content))
+            .collect()
     }
-}
 
-fn parse_query(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
-            out.push(u8::from_str_radix(hex, 16).unwrap());
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    pub(super) fn txt_at(&self, name: &str) -> Vec<String> {
+        let records = self.records().into_iter();
+        sorted(
+            records
+                .filter(|r| r.kind == "TXT" && r.name == name)
+                .map(|r| r.content),
+        )
     }
-    String::from_utf8(out).unwrap()
 }
 
 fn failure(code: u64, message: &str) -> Value {
@@ -218,18 +146,9 @@ fn check_query(
     Ok((page, size))
 }
 
-fn query<'a>(req: &'a Req, key: &str) -> Option<&'a str> {
-    req.query
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-}
-
 fn handle(state: &Mutex<State>, req: &Req) -> (u16, Value) {
     let bearer = req
-        .headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
+        .header("authorization")
         .and_then(|v| v.strip_prefix("Bearer "));
     match bearer {
         None => {
@@ -255,7 +174,7 @@ fn handle(state: &Mutex<State>, req: &Req) -> (u16, Value) {
                     Ok(p) => p,
                     Err(e) => return (400, e),
                 };
-            let name = query(req, "name");
+            let name = req.param("name");
             let zones: Vec<Value> = s
                 .zones
                 .iter()
@@ -292,9 +211,9 @@ fn handle(state: &Mutex<State>, req: &Req) -> (u16, Value) {
                 .records
                 .iter()
                 .filter(|r| &r.zone_id == zone_id)
-                .filter(|r| query(req, "type").is_none_or(|t| t == r.kind))
-                .filter(|r| query(req, "name").is_none_or(|n| n == r.name))
-                .filter(|r| query(req, "content").is_none_or(|c| c == r.content))
+                .filter(|r| req.param("type").is_none_or(|t| t == r.kind))
+                .filter(|r| req.param("name").is_none_or(|n| n == r.name))
+                .filter(|r| req.param("content").is_none_or(|c| c == r.content))
                 .map(|r| record_json(r, &zone))
                 .collect();
             (200, list(records, page, per_page))
@@ -317,10 +236,7 @@ fn handle(state: &Mutex<State>, req: &Req) -> (u16, Value) {
             if !req.query.is_empty() {
                 return (400, failure(1001, "Unknown query parameter"));
             }
-            let content_type = req
-                .headers
-                .get("content-type")
-                .and_then(|v| v.to_str().ok());
+            let content_type = req.header("content-type");
             if content_type != Some("application/json") {
                 return (415, failure(6003, "Content-Type must be application/json"));
             }

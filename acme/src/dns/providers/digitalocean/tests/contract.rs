@@ -7,21 +7,15 @@
 //! `name` relative to the domain: a full name sent as `name` ends up as
 //! `name.domain.domain`.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use http::Method;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 
 use super::super::build;
 use super::TOKEN;
-use crate::dns::provider::{DnsProvider, Fields};
+use crate::dns::provider::DnsProvider;
+use crate::dns::providers::test_support::{fields, sorted, Fake, Req};
 
 #[derive(Clone, Debug)]
 pub(super) struct Record {
@@ -51,119 +45,51 @@ pub(super) struct State {
     pub(super) next_id: u64,
 }
 
-pub(super) struct Req {
-    pub(super) method: Method,
-    pub(super) path: String,
-    pub(super) query: Vec<(String, String)>,
-    pub(super) headers: HeaderMap,
-    pub(super) body: Bytes,
-}
-
-pub(super) struct Server {
-    pub(super) addr: SocketAddr,
-    pub(super) state: Arc<Mutex<State>>,
-}
+/// The running contract server.
+pub(super) type Server = Fake<State>;
 
 impl Server {
-    pub(super) async fn start(domains: &[&str]) -> Self {
-        let state = Arc::new(Mutex::new(State {
-            domains: domains.iter().map(|d| (*d).to_owned()).collect(),
+    pub(super) async fn start(domains: &[impl AsRef<str>]) -> Self {
+        let state = State {
+            domains: domains.iter().map(|d| d.as_ref().to_owned()).collect(),
             next_id: 3_352_895,
             ..State::default()
-        }));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shared = state.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let state = state.clone();
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let body = body.collect().await?.to_bytes();
-                            let req = Req {
-                                method: parts.method,
-                                path: parts.uri.path().to_owned(),
-                                query: parse_query(parts.uri.query().unwrap_or("")),
-                                headers: parts.headers,
-                                body,
-                            };
-                            let (status, answer) = handle(&state, &req);
-                            let body =
-                                answer.map_or_else(Bytes::new, |a| Bytes::from(a.to_string()));
-                            Ok::<_, hyper::Error>(
-                                Response::builder()
-                                    .status(status)
-                                    .header("content-type", "application/json; charset=utf-8")
-                                    .body(Full::new(body))
-                                    .unwrap(),
-                            )
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Self { addr, state }
+        };
+        Fake::serve_json(state, "application/json; charset=utf-8", handle).await
     }
 
     pub(super) fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.url()
     }
 
     pub(super) fn provider(&self, token: &str) -> Box<dyn DnsProvider> {
-        let mut fields = Fields::default();
-        fields.secrets.insert("api_token".into(), token.into());
-        fields.config.insert("base_url".into(), self.base_url());
-        build(&fields).unwrap()
+        build(&fields(
+            &[("api_token", token)],
+            &[("base_url", &self.base_url())],
+        ))
+        .unwrap()
     }
 
     pub(super) fn records(&self) -> Vec<Record> {
         self.state.lock().unwrap().records.clone()
     }
 
-    pub(super) fn txt_at(&self, full_name: &str) -> Vec<String> {
-        let mut values: Vec<String> = self
-            .records()
+    /// (name, data) of every record, in order.
+    pub(super) fn stored(&self) -> Vec<(String, String)> {
+        self.records()
             .into_iter()
-            .filter(|r| r.kind == "TXT" && r.full_name() == full_name)
-            .map(|r| r.data)
-            .collect();
-        values.sort();
-        values
+            .map(|r| (r.name, r.data))
+            .collect()
     }
-}
 
-fn parse_query(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
-            out.push(u8::from_str_radix(hex, 16).unwrap());
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    pub(super) fn txt_at(&self, full_name: &str) -> Vec<String> {
+        let records = self.records().into_iter();
+        sorted(
+            records
+                .filter(|r| r.kind == "TXT" && r.full_name() == full_name)
+                .map(|r| r.data),
+        )
     }
-    String::from_utf8(out).unwrap()
 }
 
 fn failure(id: &str, message: &str) -> Option<Value> {
@@ -226,10 +152,7 @@ fn page_of(items: Vec<Value>, page: usize, per_page: usize) -> (Vec<Value>, usiz
 }
 
 fn handle(state: &Mutex<State>, req: &Req) -> (u16, Option<Value>) {
-    let auth = req
-        .headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok());
+    let auth = req.header("authorization");
     if auth != Some(&format!("Bearer {TOKEN}")) {
         return (401, failure("unauthorized", "Unable to authenticate you"));
     }
@@ -260,16 +183,8 @@ fn handle(state: &Mutex<State>, req: &Req) -> (u16, Option<Value>) {
                 Ok(p) => p,
                 Err(e) => return (400, e),
             };
-            let kind = req
-                .query
-                .iter()
-                .find(|(k, _)| k == "type")
-                .map(|(_, v)| v.as_str());
-            let name = req
-                .query
-                .iter()
-                .find(|(k, _)| k == "name")
-                .map(|(_, v)| v.as_str());
+            let kind = req.param("type");
+            let name = req.param("name");
             let records = s
                 .records
                 .iter()
@@ -288,10 +203,7 @@ fn handle(state: &Mutex<State>, req: &Req) -> (u16, Option<Value>) {
             if !s.domains.iter().any(|d| d == domain) {
                 return (404, not_found());
             }
-            let content_type = req
-                .headers
-                .get("content-type")
-                .and_then(|v| v.to_str().ok());
+            let content_type = req.header("content-type");
             if content_type != Some("application/json") {
                 return (
                     415,

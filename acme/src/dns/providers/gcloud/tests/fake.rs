@@ -5,18 +5,16 @@
 //! token it issued and not yet expired, answering Google's error JSON
 //! otherwise.
 
-use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::signature::{UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http::StatusCode;
 use serde_json::{json, Value};
+
+use crate::dns::providers::test_support::{param, reply, Fake, Reply, Req};
 
 const SCOPE: &str = "https://www.googleapis.com/auth/ndev.clouddns.readwrite";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -37,7 +35,7 @@ struct Zone {
     rrsets: Vec<RrSet>,
 }
 
-struct State {
+pub(super) struct State {
     client_email: String,
     /// RSAPublicKey DER of the service account's key.
     public_key: Vec<u8>,
@@ -55,54 +53,31 @@ struct State {
 }
 
 /// The running fake; stops when dropped.
-pub(super) struct FakeGoogle {
-    pub(super) url: String,
-    state: Arc<Mutex<State>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeGoogle {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+pub(super) type FakeGoogle = Fake<State>;
 
 impl FakeGoogle {
     /// Starts on 127.0.0.1:0 for one service account of `project`; the
     /// token endpoint is `{url}/token`.
     pub(super) async fn start(client_email: &str, public_key: &[u8], project: &str) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let state = Arc::new(Mutex::new(State {
-            client_email: client_email.to_owned(),
-            public_key: public_key.to_vec(),
-            project: project.to_owned(),
-            token_uri: format!("{url}/token"),
-            token_lifetime: 3599,
-            tokens: Vec::new(),
-            exchanges: 0,
-            zones: Vec::new(),
-            page_size: 2,
-            log: Vec::new(),
-            conflicts: 0,
-        }));
-        let shared = state.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let state = state.clone();
-                        async move { Ok::<_, Infallible>(handle(&state, req).await) }
-                    });
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, service)
-                        .await;
-                });
-            }
-        });
-        Self { url, state, task }
+        let fake = Fake::serve(
+            State {
+                client_email: client_email.to_owned(),
+                public_key: public_key.to_vec(),
+                project: project.to_owned(),
+                token_uri: String::new(),
+                token_lifetime: 3599,
+                tokens: Vec::new(),
+                exchanges: 0,
+                zones: Vec::new(),
+                page_size: 2,
+                log: Vec::new(),
+                conflicts: 0,
+            },
+            handle,
+        )
+        .await;
+        fake.state.lock().unwrap().token_uri = format!("{}/token", fake.url());
+        fake
     }
 
     /// Adds a managed zone holding an SOA and NS at its apex.
@@ -175,14 +150,14 @@ pub(super) fn rrset(name: &str, kind: &str, ttl: u64, rrdatas: &[&str]) -> RrSet
     }
 }
 
-type Answer = Response<Full<Bytes>>;
+type Answer = Reply;
 
 fn json_answer(status: StatusCode, body: &Value) -> Answer {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json; charset=UTF-8")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap()
+    reply(
+        status.as_u16(),
+        "application/json; charset=UTF-8",
+        body.to_string(),
+    )
 }
 
 /// Google's API error document.
@@ -206,17 +181,13 @@ fn oauth_error(error: &str, description: &str) -> Answer {
     )
 }
 
-async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Answer {
-    let (parts, body) = req.into_parts();
-    let body = body.collect().await.unwrap().to_bytes();
+fn handle(state: &Mutex<State>, req: &Req) -> Answer {
     let mut state = state.lock().unwrap();
-    if parts.uri.path() == "/token" {
-        return token(&mut state, &parts, &body);
+    if req.path == "/token" {
+        return token(&mut state, req);
     }
-    let bearer = parts
-        .headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
+    let bearer = req
+        .header("authorization")
         .and_then(|v| v.strip_prefix("Bearer "));
     let now = Instant::now();
     if !bearer.is_some_and(|b| state.tokens.iter().any(|(t, until)| t == b && now < *until)) {
@@ -228,10 +199,9 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Answer {
              valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
         );
     }
-    state.log.push(format!("{} {}", parts.method, parts.uri));
-    let query = parse_form(parts.uri.query().unwrap_or(""));
-    let path = parts.uri.path().to_owned();
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    state.log.push(format!("{} {}", req.method, req.uri));
+    let query = parse_form(req.uri.query().unwrap_or(""));
+    let segments: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
     let ["dns", "v1", "projects", project, rest @ ..] = segments.as_slice() else {
         return google_error(StatusCode::NOT_FOUND, "NOT_FOUND", "notFound", "Not Found");
     };
@@ -243,12 +213,12 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Answer {
             "Forbidden",
         );
     }
-    match (parts.method.as_str(), rest) {
+    match (req.method.as_str(), rest) {
         ("GET", ["managedZones"]) => list_zones(&state, &query),
         ("GET", ["managedZones", zone, "rrsets"]) => list_rrsets(&state, zone, &query),
         ("POST", ["managedZones", zone, "changes"]) => {
             let zone = (*zone).to_owned();
-            change(&mut state, &zone, &parts, &body)
+            change(&mut state, &zone, req)
         }
         _ => google_error(StatusCode::NOT_FOUND, "NOT_FOUND", "notFound", "Not Found"),
     }
@@ -282,27 +252,16 @@ fn parse_form(form: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
 // === the token endpoint ===
 
-fn token(state: &mut State, parts: &http::request::Parts, body: &[u8]) -> Answer {
-    let form_type = parts
-        .headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if parts.method != http::Method::POST
+fn token(state: &mut State, req: &Req) -> Answer {
+    let form_type = req.header("content-type").unwrap_or("");
+    if req.method != http::Method::POST
         || !form_type.starts_with("application/x-www-form-urlencoded")
     {
         return oauth_error("invalid_request", "Expected a form-encoded POST");
     }
-    let form = parse_form(std::str::from_utf8(body).unwrap_or(""));
+    let form = parse_form(std::str::from_utf8(&req.body).unwrap_or(""));
     if param(&form, "grant_type") != Some(JWT_BEARER) {
         return oauth_error("unsupported_grant_type", "Invalid grant_type");
     }
@@ -498,12 +457,8 @@ fn read_rrset(value: &Value, zone: &Zone, what: &str) -> Result<RrSet, String> {
     })
 }
 
-fn change(state: &mut State, zone_name: &str, parts: &http::request::Parts, body: &[u8]) -> Answer {
-    let json_type = parts
-        .headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+fn change(state: &mut State, zone_name: &str, req: &Req) -> Answer {
+    let json_type = req.header("content-type").unwrap_or("");
     if !json_type.starts_with("application/json") {
         return google_error(
             StatusCode::BAD_REQUEST,
@@ -512,7 +467,7 @@ fn change(state: &mut State, zone_name: &str, parts: &http::request::Parts, body
             "Expected a JSON body",
         );
     }
-    let Ok(change) = serde_json::from_slice::<Value>(body) else {
+    let Ok(change) = serde_json::from_slice::<Value>(&req.body) else {
         return google_error(
             StatusCode::BAD_REQUEST,
             "INVALID_ARGUMENT",

@@ -7,21 +7,15 @@
 //! (400) and records that break the field rules (422). It pages records 100
 //! at a time, so a busy zone takes several calls.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use http::Method;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 
 use super::super::build;
 use super::TOKEN;
-use crate::dns::provider::{DnsProvider, Fields};
+use crate::dns::provider::DnsProvider;
+use crate::dns::providers::test_support::{fields, sorted, Fake, Req};
 
 const TYPES: &[&str] = &[
     "A", "AAAA", "NS", "MX", "CNAME", "RP", "TXT", "SOA", "HINFO", "SRV", "DANE", "TLSA", "DS",
@@ -47,78 +41,32 @@ pub(super) struct State {
     pub(super) next_id: u64,
 }
 
-pub(super) struct Req {
-    pub(super) method: Method,
-    pub(super) path: String,
-    pub(super) query: Vec<(String, String)>,
-    pub(super) headers: HeaderMap,
-    pub(super) body: Bytes,
-}
-
-pub(super) struct Server {
-    pub(super) addr: SocketAddr,
-    pub(super) state: Arc<Mutex<State>>,
-}
+/// The running contract server.
+pub(super) type Server = Fake<State>;
 
 impl Server {
-    pub(super) async fn start(zones: &[&str]) -> Self {
-        let state = Arc::new(Mutex::new(State {
+    pub(super) async fn start(zones: &[impl AsRef<str>]) -> Self {
+        let state = State {
             zones: zones
                 .iter()
                 .enumerate()
-                .map(|(i, z)| (format!("HetzZone{i:04}xZZ"), (*z).to_owned()))
+                .map(|(i, z)| (format!("HetzZone{i:04}xZZ"), z.as_ref().to_owned()))
                 .collect(),
             ..State::default()
-        }));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shared = state.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let state = state.clone();
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let body = body.collect().await?.to_bytes();
-                            let req = Req {
-                                method: parts.method,
-                                path: parts.uri.path().to_owned(),
-                                query: parse_query(parts.uri.query().unwrap_or("")),
-                                headers: parts.headers,
-                                body,
-                            };
-                            let (status, answer) = handle(&state, &req);
-                            let body =
-                                answer.map_or_else(Bytes::new, |a| Bytes::from(a.to_string()));
-                            Ok::<_, hyper::Error>(
-                                Response::builder()
-                                    .status(status)
-                                    .header("content-type", "application/json; charset=utf-8")
-                                    .body(Full::new(body))
-                                    .unwrap(),
-                            )
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Self { addr, state }
+        };
+        Fake::serve_json(state, "application/json; charset=utf-8", handle).await
     }
 
     pub(super) fn base_url(&self) -> String {
-        format!("http://{}/api/v1", self.addr)
+        format!("{}/api/v1", self.url())
     }
 
     pub(super) fn provider(&self, token: &str) -> Box<dyn DnsProvider> {
-        let mut fields = Fields::default();
-        fields.secrets.insert("api_token".into(), token.into());
-        fields.config.insert("base_url".into(), self.base_url());
-        build(&fields).unwrap()
+        build(&fields(
+            &[("api_token", token)],
+            &[("base_url", &self.base_url())],
+        ))
+        .unwrap()
     }
 
     pub(super) fn zone_id(&self, zone: &str) -> String {
@@ -137,44 +85,19 @@ impl Server {
             .collect()
     }
 
+    /// (name, value) of every TXT record, in order.
+    pub(super) fn stored(&self) -> Vec<(String, String)> {
+        self.txt().into_iter().map(|r| (r.name, r.value)).collect()
+    }
+
     pub(super) fn txt_at(&self, relative: &str) -> Vec<String> {
-        let mut values: Vec<String> = self
-            .txt()
-            .into_iter()
-            .filter(|r| r.name == relative)
-            .map(|r| r.value)
-            .collect();
-        values.sort();
-        values
+        sorted(
+            self.txt()
+                .into_iter()
+                .filter(|r| r.name == relative)
+                .map(|r| r.value),
+        )
     }
-}
-
-fn parse_query(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
-            out.push(u8::from_str_radix(hex, 16).unwrap());
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap()
 }
 
 fn failure(message: &str, code: u16) -> Option<Value> {
@@ -233,11 +156,7 @@ fn paged(key: &str, items: Vec<Value>, page: usize, per_page: usize) -> Value {
 }
 
 fn handle(state: &Mutex<State>, req: &Req) -> (u16, Option<Value>) {
-    match req
-        .headers
-        .get("auth-api-token")
-        .and_then(|v| v.to_str().ok())
-    {
+    match req.header("auth-api-token") {
         None => {
             return (
                 401,
@@ -261,11 +180,7 @@ fn handle(state: &Mutex<State>, req: &Req) -> (u16, Option<Value>) {
                     Ok(p) => p,
                     Err(e) => return (400, e),
                 };
-            let name = req
-                .query
-                .iter()
-                .find(|(k, _)| k == "name")
-                .map(|(_, v)| v.as_str());
+            let name = req.param("name");
             let zones: Vec<Value> = s
                 .zones
                 .iter()
@@ -282,11 +197,7 @@ fn handle(state: &Mutex<State>, req: &Req) -> (u16, Option<Value>) {
                 Ok(p) => p,
                 Err(e) => return (400, e),
             };
-            let zone_id = req
-                .query
-                .iter()
-                .find(|(k, _)| k == "zone_id")
-                .map(|(_, v)| v.as_str());
+            let zone_id = req.param("zone_id");
             if let Some(zone_id) = zone_id {
                 if !s.zones.iter().any(|(id, _)| id == zone_id) {
                     return (404, failure("zone not found", 404));
@@ -301,10 +212,7 @@ fn handle(state: &Mutex<State>, req: &Req) -> (u16, Option<Value>) {
             (200, Some(paged("records", records, page, per_page)))
         }
         (&Method::POST, ["api", "v1", "records"]) => {
-            let content_type = req
-                .headers
-                .get("content-type")
-                .and_then(|v| v.to_str().ok());
+            let content_type = req.header("content-type");
             if content_type != Some("application/json") {
                 return (406, failure("Content-Type must be application/json", 406));
             }

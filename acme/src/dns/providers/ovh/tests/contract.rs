@@ -10,22 +10,16 @@
 //! parameters and bad record bodies (400), and serves records only after
 //! `POST /domain/zone/{zone}/refresh`.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use http::Method;
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
-use tokio::net::TcpListener;
 
 use super::super::build;
 use super::{AK, AS, CK, SKEW};
-use crate::dns::provider::{DnsProvider, Fields};
+use crate::dns::provider::DnsProvider;
+use crate::dns::providers::test_support::{fields, sorted, Fake, Req};
 
 const FIELD_TYPES: &[&str] = &[
     "A", "AAAA", "CAA", "CNAME", "DKIM", "DMARC", "DNAME", "LOC", "MX", "NAPTR", "NS", "PTR",
@@ -55,137 +49,62 @@ pub(super) struct State {
     pub(super) time_calls: usize,
 }
 
-pub(super) struct Req {
-    pub(super) method: Method,
-    /// Path and query exactly as received.
-    pub(super) target: String,
-    pub(super) path: String,
-    pub(super) query: Vec<(String, String)>,
-    pub(super) headers: HeaderMap,
-    pub(super) body: Bytes,
-}
-
-pub(super) struct Server {
-    pub(super) addr: SocketAddr,
-    pub(super) state: Arc<Mutex<State>>,
-}
+/// The running contract server.
+pub(super) type Server = Fake<State>;
 
 impl Server {
     pub(super) async fn start(zones: &[&str]) -> Self {
-        let state = Arc::new(Mutex::new(State {
+        let state = State {
             zones: zones.iter().map(|z| (*z).to_owned()).collect(),
             next_id: 5_088_000_000,
             skew: SKEW,
             ..State::default()
-        }));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shared = state.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let state = state.clone();
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let body = body.collect().await?.to_bytes();
-                            let req = Req {
-                                method: parts.method,
-                                target: parts
-                                    .uri
-                                    .path_and_query()
-                                    .map(ToString::to_string)
-                                    .unwrap_or_default(),
-                                path: parts.uri.path().to_owned(),
-                                query: parse_query(parts.uri.query().unwrap_or("")),
-                                headers: parts.headers,
-                                body,
-                            };
-                            let (status, answer) = handle(&state, addr, &req);
-                            Ok::<_, hyper::Error>(
-                                Response::builder()
-                                    .status(status)
-                                    .header("content-type", "application/json; charset=utf-8")
-                                    .body(Full::new(Bytes::from(answer.to_string())))
-                                    .unwrap(),
-                            )
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Self { addr, state }
+        };
+        Fake::serve_json(state, "application/json; charset=utf-8", handle).await
     }
 
     pub(super) fn base_url(&self) -> String {
-        format!("http://{}/1.0", self.addr)
+        format!("{}/1.0", self.url())
     }
 
     pub(super) fn provider_with(&self, secret: &str, consumer: &str) -> Box<dyn DnsProvider> {
-        let mut fields = Fields::default();
-        fields.secrets.insert("application_key".into(), AK.into());
-        fields
-            .secrets
-            .insert("application_secret".into(), secret.into());
-        fields
-            .secrets
-            .insert("consumer_key".into(), consumer.into());
-        fields.config.insert("base_url".into(), self.base_url());
-        build(&fields).unwrap()
+        build(&fields(
+            &[
+                ("application_key", AK),
+                ("application_secret", secret),
+                ("consumer_key", consumer),
+            ],
+            &[("base_url", &self.base_url())],
+        ))
+        .unwrap()
     }
 
     pub(super) fn provider(&self) -> Box<dyn DnsProvider> {
         self.provider_with(AS, CK)
     }
 
+    /// (subDomain, target) of every record, in order.
+    pub(super) fn stored(&self) -> Vec<(String, String)> {
+        let s = self.state.lock().unwrap();
+        s.records
+            .iter()
+            .map(|r| (r.sub_domain.clone(), r.target.clone()))
+            .collect()
+    }
+
     pub(super) fn txt_at(&self, sub: &str) -> Vec<String> {
         let s = self.state.lock().unwrap();
-        let mut values: Vec<String> = s
-            .records
-            .iter()
-            .filter(|r| r.field_type == "TXT" && r.sub_domain == sub)
-            .map(|r| r.target.clone())
-            .collect();
-        values.sort();
-        values
+        let txt = s.records.iter().filter(|r| r.field_type == "TXT");
+        sorted(
+            txt.filter(|r| r.sub_domain == sub)
+                .map(|r| r.target.clone()),
+        )
     }
 
     pub(super) fn published(&self) -> bool {
         let s = self.state.lock().unwrap();
         s.live == s.records
     }
-}
-
-fn parse_query(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
-            out.push(u8::from_str_radix(hex, 16).unwrap());
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap()
 }
 
 pub(super) fn now() -> i64 {
@@ -212,17 +131,13 @@ fn record_json(r: &Record) -> Value {
     json!({ "id": r.id, "zone": r.zone, "fieldType": r.field_type, "subDomain": r.sub_domain, "target": r.target, "ttl": r.ttl })
 }
 
-fn header<'a>(req: &'a Req, name: &str) -> Option<&'a str> {
-    req.headers.get(name).and_then(|v| v.to_str().ok())
-}
-
 /// OVH's checks on a signed call, in order.
-fn check_signature(s: &State, addr: SocketAddr, req: &Req) -> Result<(), (u16, Value)> {
+fn check_signature(s: &State, req: &Req) -> Result<(), (u16, Value)> {
     let (Some(application), Some(consumer), Some(timestamp), Some(signature)) = (
-        header(req, "x-ovh-application"),
-        header(req, "x-ovh-consumer"),
-        header(req, "x-ovh-timestamp"),
-        header(req, "x-ovh-signature"),
+        req.header("x-ovh-application"),
+        req.header("x-ovh-consumer"),
+        req.header("x-ovh-timestamp"),
+        req.header("x-ovh-signature"),
     ) else {
         return Err(classed(401, "Client::Unauthorized", "You must login first"));
     };
@@ -242,7 +157,7 @@ fn check_signature(s: &State, addr: SocketAddr, req: &Req) -> Result<(), (u16, V
     if (timestamp - (now() + s.skew)).abs() > 30 {
         return Err(coded(400, "QUERY_TIME_OUT", "Query out of time"));
     }
-    let url = format!("http://{addr}{}", req.target);
+    let url = format!("http://{}{}", req.local, req.target);
     let body = std::str::from_utf8(&req.body).unwrap();
     let digest = Sha1::digest(format!(
         "{AS}+{CK}+{}+{url}+{body}+{timestamp}",
@@ -255,7 +170,9 @@ fn check_signature(s: &State, addr: SocketAddr, req: &Req) -> Result<(), (u16, V
         return Err(coded(400, "INVALID_SIGNATURE", "Invalid signature"));
     }
     if !req.body.is_empty()
-        && !header(req, "content-type").is_some_and(|t| t.starts_with("application/json"))
+        && !req
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/json"))
     {
         return Err(classed(
             400,
@@ -266,7 +183,7 @@ fn check_signature(s: &State, addr: SocketAddr, req: &Req) -> Result<(), (u16, V
     Ok(())
 }
 
-fn handle(state: &Mutex<State>, addr: SocketAddr, req: &Req) -> (u16, Value) {
+fn handle(state: &Mutex<State>, req: &Req) -> (u16, Value) {
     let mut s = state.lock().unwrap();
     let segments: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
     let Some(["1.0", route @ ..]) = Some(segments.as_slice()) else {
@@ -286,7 +203,7 @@ fn handle(state: &Mutex<State>, addr: SocketAddr, req: &Req) -> (u16, Value) {
     if !known {
         return classed(404, "Client::NotFound", "Got an invalid (or empty) URL");
     }
-    if let Err(refusal) = check_signature(&s, addr, req) {
+    if let Err(refusal) = check_signature(&s, req) {
         return refusal;
     }
     let zone_exists = |s: &State, zone: &str| s.zones.iter().any(|z| z == zone);
@@ -308,18 +225,12 @@ fn handle(state: &Mutex<State>, addr: SocketAddr, req: &Req) -> (u16, Value) {
                     &format!("Invalid parameter: {key}"),
                 );
             }
-            let want = |key: &str| {
-                req.query
-                    .iter()
-                    .find(|(k, _)| k == key)
-                    .map(|(_, v)| v.as_str())
-            };
             let ids: Vec<u64> = s
                 .records
                 .iter()
                 .filter(|r| r.zone == *zone)
-                .filter(|r| want("fieldType").is_none_or(|t| t == r.field_type))
-                .filter(|r| want("subDomain").is_none_or(|d| d == r.sub_domain))
+                .filter(|r| req.param("fieldType").is_none_or(|t| t == r.field_type))
+                .filter(|r| req.param("subDomain").is_none_or(|d| d == r.sub_domain))
                 .map(|r| r.id)
                 .collect();
             (200, json!(ids))

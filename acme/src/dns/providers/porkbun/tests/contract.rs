@@ -8,21 +8,15 @@
 //! TTL under 600 (400). Like the real API it stores `name` as a subdomain and
 //! answers with full names.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use bytes::Bytes;
-use http::{Method, Request, Response};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use http::Method;
 use serde_json::{json, Map, Value};
-use tokio::net::TcpListener;
 
 use super::super::build;
 use super::{API_KEY, SECRET};
-use crate::dns::provider::{DnsProvider, Fields};
+use crate::dns::provider::DnsProvider;
+use crate::dns::providers::test_support::{fields, sorted, Fake};
 
 const TYPES: &[&str] = &[
     "A", "MX", "CNAME", "ALIAS", "TXT", "NS", "AAAA", "SRV", "TLSA", "CAA", "HTTPS", "SVCB",
@@ -47,80 +41,56 @@ pub(super) struct State {
     pub(super) next_id: u64,
 }
 
-pub(super) struct Server {
-    pub(super) addr: SocketAddr,
-    pub(super) state: Arc<Mutex<State>>,
-}
+/// The running contract server.
+pub(super) type Server = Fake<State>;
 
 impl Server {
-    pub(super) async fn start(domains: &[(&str, bool)]) -> Self {
-        let state = Arc::new(Mutex::new(State {
+    pub(super) async fn start(domains: &[(impl AsRef<str>, bool)]) -> Self {
+        let state = State {
             domains: domains
                 .iter()
-                .map(|(d, on)| ((*d).to_owned(), *on))
+                .map(|(d, on)| (d.as_ref().to_owned(), *on))
                 .collect(),
             next_id: 106_926_650,
             ..State::default()
-        }));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shared = state.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let state = state.clone();
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let body = body.collect().await?.to_bytes();
-                            let (status, answer) =
-                                handle(&state, &parts.method, parts.uri.path(), &body);
-                            Ok::<_, hyper::Error>(
-                                Response::builder()
-                                    .status(status)
-                                    .header("content-type", "application/json")
-                                    .body(Full::new(Bytes::from(answer.to_string())))
-                                    .unwrap(),
-                            )
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Self { addr, state }
+        };
+        Fake::serve_json(state, "application/json", |state, req| {
+            handle(state, &req.method, &req.path, &req.body)
+        })
+        .await
     }
 
     pub(super) fn base_url(&self) -> String {
-        format!("http://{}/api/json/v3", self.addr)
+        format!("{}/api/json/v3", self.url())
     }
 
     pub(super) fn provider(&self, secret: &str) -> Box<dyn DnsProvider> {
-        let mut fields = Fields::default();
-        fields.secrets.insert("api_key".into(), API_KEY.into());
-        fields
-            .secrets
-            .insert("secret_api_key".into(), secret.into());
-        fields.config.insert("base_url".into(), self.base_url());
-        build(&fields).unwrap()
+        build(&fields(
+            &[("api_key", API_KEY), ("secret_api_key", secret)],
+            &[("base_url", &self.base_url())],
+        ))
+        .unwrap()
     }
 
     pub(super) fn records(&self) -> Vec<Record> {
         self.state.lock().unwrap().records.clone()
     }
 
-    pub(super) fn txt_at(&self, name: &str) -> Vec<String> {
-        let mut values: Vec<String> = self
-            .records()
+    /// (name, content) of every record, in order.
+    pub(super) fn stored(&self) -> Vec<(String, String)> {
+        self.records()
             .into_iter()
-            .filter(|r| r.kind == "TXT" && r.name == name)
-            .map(|r| r.content)
-            .collect();
-        values.sort();
-        values
+            .map(|r| (r.name, r.content))
+            .collect()
+    }
+
+    pub(super) fn txt_at(&self, name: &str) -> Vec<String> {
+        let records = self.records().into_iter();
+        sorted(
+            records
+                .filter(|r| r.kind == "TXT" && r.name == name)
+                .map(|r| r.content),
+        )
     }
 }
 

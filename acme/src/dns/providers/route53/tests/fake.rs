@@ -2,16 +2,15 @@
 //! [`authenticate`] has recomputed each request's signature, and checking
 //! request documents the way the Route 53 API Reference describes.
 
-use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http::{Response, StatusCode};
+use http_body_util::Full;
 
 use super::super::xml;
-use super::sigv4_check::{authenticate, parse_query};
+use super::sigv4_check::authenticate;
+use crate::dns::providers::test_support::{param, Fake, Reply, Req};
 
 const NS: &str = "https://route53.amazonaws.com/doc/2013-04-01/";
 /// An access key the fake accepts.
@@ -40,7 +39,7 @@ struct Zone {
 }
 
 #[derive(Default)]
-struct State {
+pub(super) struct State {
     accounts: Vec<Account>,
     zones: Vec<Zone>,
     page_size: usize,
@@ -52,45 +51,17 @@ struct State {
 }
 
 /// The running fake; stops when dropped.
-pub(super) struct FakeRoute53 {
-    pub(super) url: String,
-    state: Arc<Mutex<State>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeRoute53 {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+pub(super) type FakeRoute53 = Fake<State>;
 
 impl FakeRoute53 {
     /// Starts on 127.0.0.1:0 with `accounts`; list pages hold `page_size`.
     pub(super) async fn start(accounts: Vec<Account>, page_size: usize) -> Self {
-        let state = Arc::new(Mutex::new(State {
+        let state = State {
             accounts,
             page_size,
             ..State::default()
-        }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let shared = state.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let state = state.clone();
-                        async move { Ok::<_, Infallible>(handle(&state, req).await) }
-                    });
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, service)
-                        .await;
-                });
-            }
-        });
-        Self { url, state, task }
+        };
+        Fake::serve(state, handle).await
     }
 
     /// Adds a hosted zone (`name` without the dot) holding an SOA and NS.
@@ -154,7 +125,7 @@ pub(super) fn set(name: &str, kind: &str, ttl: u32, values: &[&str]) -> Set {
     }
 }
 
-type Answer = Response<Full<Bytes>>;
+type Answer = Reply;
 
 fn xml_answer(status: StatusCode, body: String) -> Answer {
     Response::builder()
@@ -179,25 +150,23 @@ fn error(status: StatusCode, code: &str, message: &str) -> Answer {
     )
 }
 
-async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Answer {
-    let (parts, body) = req.into_parts();
-    let body = body.collect().await.unwrap().to_bytes();
+fn handle(state: &Mutex<State>, req: &Req) -> Answer {
     let accounts = state.lock().unwrap().accounts.clone();
-    if let Err((code, message)) = authenticate(&parts, &body, &accounts) {
+    if let Err((code, message)) = authenticate(req, &accounts) {
         return error(StatusCode::FORBIDDEN, code, &message);
     }
-    let query = parse_query(parts.uri.query().unwrap_or(""));
+    let query = &req.query;
     let mut state = state.lock().unwrap();
-    state.log.push(format!("{} {}", parts.method, parts.uri));
-    let path = parts.uri.path();
+    state.log.push(format!("{} {}", req.method, req.uri));
+    let path = req.path.as_str();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match (parts.method.as_str(), segments.as_slice()) {
-        ("GET", ["2013-04-01", "hostedzone"]) => list_zones(&state, &query),
-        ("GET", ["2013-04-01", "hostedzonesbyname"]) => list_zones_by_name(&state, &query),
-        ("GET", ["2013-04-01", "hostedzone", id, "rrset"]) => list_sets(&state, id, &query),
+    match (req.method.as_str(), segments.as_slice()) {
+        ("GET", ["2013-04-01", "hostedzone"]) => list_zones(&state, query),
+        ("GET", ["2013-04-01", "hostedzonesbyname"]) => list_zones_by_name(&state, query),
+        ("GET", ["2013-04-01", "hostedzone", id, "rrset"]) => list_sets(&state, id, query),
         ("POST", ["2013-04-01", "hostedzone", id, "rrset"]) => {
             let id = (*id).to_owned();
-            change(&mut state, &id, &body)
+            change(&mut state, &id, &req.body)
         }
         _ => error(
             StatusCode::NOT_FOUND,
@@ -208,13 +177,6 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Answer {
 }
 
 // === the API ===
-
-fn query_value<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    query
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
 
 /// Sort key of a DNS name: labels reversed (`www.example.com.` →
 /// `com.example.www`).
@@ -247,7 +209,7 @@ fn zone_xml(zone: &Zone) -> String {
 }
 
 fn page_size(state: &State, query: &[(String, String)]) -> usize {
-    let asked = query_value(query, "maxitems")
+    let asked = param(query, "maxitems")
         .and_then(|m| m.parse().ok())
         .unwrap_or(100);
     asked.min(state.page_size)
@@ -255,7 +217,7 @@ fn page_size(state: &State, query: &[(String, String)]) -> usize {
 
 fn list_zones(state: &State, query: &[(String, String)]) -> Answer {
     let size = page_size(state, query);
-    let start = match query_value(query, "marker") {
+    let start = match param(query, "marker") {
         Some(marker) => match state.zones.iter().position(|z| z.id == marker) {
             Some(at) => at,
             None => return error(StatusCode::BAD_REQUEST, "InvalidInput", "Invalid marker"),
@@ -279,8 +241,8 @@ fn list_zones(state: &State, query: &[(String, String)]) -> Answer {
 
 fn list_zones_by_name(state: &State, query: &[(String, String)]) -> Answer {
     let size = page_size(state, query);
-    let dns_name = query_value(query, "dnsname").map(dotted);
-    let zone_id = query_value(query, "hostedzoneid");
+    let dns_name = param(query, "dnsname").map(dotted);
+    let zone_id = param(query, "hostedzoneid");
     if zone_id.is_some() && dns_name.is_none() {
         return error(
             StatusCode::BAD_REQUEST,
@@ -352,8 +314,8 @@ fn list_sets(state: &State, id: &str, query: &[(String, String)]) -> Answer {
     let Some(zone) = state.zones.iter().find(|z| z.id == id) else {
         return no_zone(id);
     };
-    let name = query_value(query, "name").map(dotted);
-    let kind = query_value(query, "type");
+    let name = param(query, "name").map(dotted);
+    let kind = param(query, "type");
     if kind.is_some() && name.is_none() {
         return error(
             StatusCode::BAD_REQUEST,

@@ -6,19 +6,16 @@
 use sha2::{Digest, Sha256};
 
 use super::fake::Account;
+use crate::dns::providers::test_support::Req;
 
 const SIGNATURE_MISMATCH: &str = "The request signature we calculated does not match the signature you provided. \
      Check your AWS Secret Access Key and signing method. Consult the service documentation for details.";
 
 /// Checks the signature; on refusal, the error `Code` and `Message`
 /// (always HTTP 403).
-pub(super) fn authenticate(
-    parts: &http::request::Parts,
-    body: &[u8],
-    accounts: &[Account],
-) -> Result<(), (&'static str, String)> {
+pub(super) fn authenticate(req: &Req, accounts: &[Account]) -> Result<(), (&'static str, String)> {
     let forbidden = |code: &'static str, message: &str| (code, message.to_owned());
-    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let header = |name: &str| req.header(name);
     let Some(authorization) = header("authorization") else {
         return Err(forbidden(
             "MissingAuthenticationToken",
@@ -98,7 +95,7 @@ pub(super) fn authenticate(
     }
     let names: Vec<&str> = signed_headers.split(';').collect();
     let mut required = vec!["host", "x-amz-date"];
-    if parts.headers.contains_key("x-amz-security-token") {
+    if req.headers.contains_key("x-amz-security-token") {
         required.push("x-amz-security-token");
     }
     if let Some(missing) = required.iter().find(|r| !names.contains(r)) {
@@ -116,7 +113,7 @@ pub(super) fn authenticate(
     // The canonical request, rebuilt from the request as received.
     let mut canonical_headers = String::new();
     for name in &names {
-        let values: Vec<String> = parts
+        let values: Vec<String> = req
             .headers
             .get_all(*name)
             .iter()
@@ -130,7 +127,7 @@ pub(super) fn authenticate(
             .collect();
         canonical_headers += &format!("{name}:{}\n", values.join(","));
     }
-    let path = parts.uri.path();
+    let path = req.path.as_str();
     let canonical_path = if path.is_empty() {
         "/".to_owned()
     } else {
@@ -139,19 +136,20 @@ pub(super) fn authenticate(
             .collect::<Vec<_>>()
             .join("/")
     };
-    let mut pairs: Vec<(String, String)> = parse_query(parts.uri.query().unwrap_or(""))
-        .into_iter()
-        .map(|(k, v)| (aws_encode(&k), aws_encode(&v)))
+    let mut pairs: Vec<(String, String)> = req
+        .query
+        .iter()
+        .map(|(k, v)| (aws_encode(k), aws_encode(v)))
         .collect();
     pairs.sort();
     let canonical_query: Vec<String> = pairs.into_iter().map(|(k, v)| k + "=" + &v).collect();
     let canonical = [
-        parts.method.as_str().to_owned(),
+        req.method.as_str().to_owned(),
         canonical_path,
         canonical_query.join("&"),
         canonical_headers,
         signed_headers.to_owned(),
-        hex(&Sha256::digest(body)),
+        hex(&Sha256::digest(&req.body)),
     ]
     .join("\n");
     let string_to_sign = format!(
@@ -194,31 +192,6 @@ fn aws_encode(s: &str) -> String {
                     .map(|b| format!("%{b:02X}"))
                     .collect()
             }
-        })
-        .collect()
-}
-
-pub(super) fn parse_query(query: &str) -> Vec<(String, String)> {
-    let decode = |s: &str| {
-        let mut out = Vec::new();
-        let mut rest = s.as_bytes();
-        while let Some((&b, tail)) = rest.split_first() {
-            if b == b'%' && tail.len() >= 2 {
-                out.push(u8::from_str_radix(std::str::from_utf8(&tail[..2]).unwrap(), 16).unwrap());
-                rest = &tail[2..];
-            } else {
-                out.push(b);
-                rest = tail;
-            }
-        }
-        String::from_utf8(out).unwrap()
-    };
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
         })
         .collect()
 }

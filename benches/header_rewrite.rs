@@ -1,0 +1,72 @@
+//! The per-request header rewrite between client and upstream: hop-by-hop
+//! headers out, `X-Forwarded-*` and `Host` in (request), hop-by-hop out
+//! (response).
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use portcullis_proxy::bench_support;
+
+fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(
+            HeaderName::from_bytes(name.as_bytes()).expect("valid name"),
+            HeaderValue::from_str(value).expect("valid value"),
+        );
+    }
+    map
+}
+
+fn rewrite(c: &mut Criterion) {
+    let mut group = c.benchmark_group("header_rewrite");
+    // What wrk sends, and what a browser sends over HTTP/1.1.
+    let minimal = headers(&[("host", "localhost:8443")]);
+    let browser = headers(&[
+        ("host", "app.example.com"),
+        (
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+        ),
+        (
+            "accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        ),
+        ("accept-language", "en-US,en;q=0.5"),
+        ("accept-encoding", "gzip, deflate, br, zstd"),
+        ("connection", "keep-alive"),
+        ("cookie", "session=0123456789abcdef0123456789abcdef"),
+        ("upgrade-insecure-requests", "1"),
+        ("x-forwarded-for", "6.6.6.6"),
+    ]);
+    let host = HeaderValue::from_static("app.example.com");
+    let client_ip = "192.0.2.7".parse().expect("an IPv4 address");
+    for (name, template) in [("request_minimal", &minimal), ("request_browser", &browser)] {
+        group.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || template.clone(),
+                |map| bench_support::rewrite_request(black_box(map), client_ip, "https", &host),
+                BatchSize::SmallInput,
+            );
+        });
+    }
+    let response = headers(&[
+        ("server", "nginx"),
+        ("date", "Sat, 22 Nov 2025 06:00:00 GMT"),
+        ("content-type", "text/plain"),
+        ("content-length", "3"),
+        ("connection", "keep-alive"),
+    ]);
+    group.bench_function("response", |b| {
+        b.iter_batched_ref(
+            || response.clone(),
+            |map| bench_support::strip_response(black_box(map)),
+            BatchSize::SmallInput,
+        );
+    });
+    group.finish();
+}
+
+criterion_group!(benches, rewrite);
+criterion_main!(benches);

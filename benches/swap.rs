@@ -1,0 +1,99 @@
+//! Building and swapping the data plane's state off the request path: a
+//! 10k-router route table and a 10k-certificate store.
+//!
+//! Issue 7's target: a 10k-certificate swap under 20 ms.
+
+mod support;
+
+use std::collections::HashSet;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use portcullis_proxy::{CertStore, RouteTable};
+
+const SIZE: usize = 10_000;
+
+/// Route table: the build alone, and `DataPlane::apply` (build, swap, and
+/// keeping the applied state), alternating between two states so each call
+/// is a real change.
+fn routes(c: &mut Criterion) {
+    let mut group = c.benchmark_group("swap_routes_10k");
+    group.sample_size(20);
+    group.measurement_time(Duration::from_secs(10));
+    let provider = support::provider();
+    let states = [support::state(SIZE, 0), support::state(SIZE, 1)];
+    let serving = HashSet::new();
+    let previous = RouteTable::build(&states[0], &serving, None, &provider).expect("valid state");
+    group.bench_function("route_table_build", |b| {
+        b.iter(|| {
+            black_box(
+                RouteTable::build(&states[1], &serving, Some(&previous), &provider)
+                    .expect("valid state"),
+            )
+        });
+    });
+    let plane = support::data_plane();
+    plane.apply(&states[0]).expect("valid state");
+    let mut n = 0usize;
+    group.bench_function("dataplane_apply", |b| {
+        b.iter(|| {
+            n += 1;
+            plane.apply(&states[n % 2]).expect("valid state");
+        });
+    });
+    group.finish();
+}
+
+/// Cert store: the build alone; `DataPlane::set_managed_certificates` (how
+/// ACME-managed certificates are swapped in: parsed already, build and swap);
+/// and `DataPlane::apply` with 10k static PEM certificates of which one
+/// changed, the file provider's path, which parses every PEM again.
+fn certs(c: &mut Criterion) {
+    let mut group = c.benchmark_group("swap_certs_10k");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    let certificates = support::certificates(SIZE);
+    let fallback = Arc::clone(&certificates[0].key);
+    group.bench_function("cert_store_build", |b| {
+        b.iter(|| black_box(CertStore::build(&certificates, Arc::clone(&fallback))));
+    });
+
+    let plane = support::data_plane();
+    let managed: Vec<(String, _)> = certificates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("cert-{i}"), c.clone()))
+        .collect();
+    plane
+        .set_managed_certificates(managed.clone())
+        .expect("valid certificates");
+    group.bench_function("dataplane_set_managed", |b| {
+        b.iter_batched(
+            || managed.clone(),
+            |managed| plane.set_managed_certificates(managed).expect("valid"),
+            BatchSize::LargeInput,
+        );
+    });
+
+    let pem = support::static_certificates(SIZE);
+    let mut states = [support::state(10, 0), support::state(10, 0)];
+    states[0].certificates.clone_from(&pem);
+    states[1].certificates = pem;
+    states[1].certificates[0].source.push_str(".renewed");
+    let plane = support::data_plane();
+    plane.apply(&states[0]).expect("valid state");
+    assert_eq!(plane.certs().len(), SIZE);
+    let mut n = 0usize;
+    group.bench_function("dataplane_apply_static_pem", |b| {
+        b.iter(|| {
+            n += 1;
+            plane.apply(&states[n % 2]).expect("valid state");
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, routes, certs);
+criterion_main!(benches);
