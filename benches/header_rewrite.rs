@@ -2,6 +2,9 @@
 //! headers out, `X-Forwarded-*` and `Host` in (request), hop-by-hop out
 //! (response).
 
+// criterion_group! expands to an undocumented `pub fn`.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};

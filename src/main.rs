@@ -83,6 +83,17 @@ enum Command {
         #[command(flatten)]
         target: client::Target,
     },
+    /// Write the rendered tenant state, one deterministic file per tenant.
+    Export {
+        /// Directory to write into.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Commit the change in that directory (a Git repository, created if needed).
+        #[arg(long)]
+        git: bool,
+        #[command(flatten)]
+        target: client::Target,
+    },
     /// The internal CA.
     Ca {
         #[command(subcommand)]
@@ -142,6 +153,9 @@ fn main() -> ExitCode {
             .and_then(|settings| {
                 client_runtime().and_then(|rt| rt.block_on(dns_cmd::doctor_dns(&name, &settings)))
             }),
+        Command::Export { dir, git, target } => {
+            client_runtime().and_then(|rt| rt.block_on(export(&dir, git, &target)))
+        }
         Command::Ca {
             command: CaCommand::Export,
             target,
@@ -181,6 +195,24 @@ fn serve(config: Option<&Path>) -> anyhow::Result<()> {
         .build()
         .context("could not start the async runtime")?;
     runtime.block_on(serve::run(settings))
+}
+
+async fn export(dir: &Path, git: bool, target: &client::Target) -> anyhow::Result<()> {
+    let settings = target.settings()?;
+    let tenants = settings
+        .tenants
+        .clone()
+        .context("tenant domains are not configured (tenants.canonical_base); nothing to export")?;
+    let store = serve::open_store(&settings)?;
+    let changed = portcullis_admin::tenants::export::export(store.as_ref(), &tenants, dir, git)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    if changed.is_empty() {
+        println!("{}: up to date", dir.display());
+    } else {
+        println!("{}: {}", dir.display(), changed.join(", "));
+    }
+    Ok(())
 }
 
 /// Environment overrides, for containers and split-horizon hosts.

@@ -19,7 +19,7 @@ mod openapi;
 mod plans;
 mod plans_api;
 mod server;
-mod tenants;
+pub mod tenants;
 pub mod tokens;
 mod tokens_api;
 

@@ -22,6 +22,12 @@ pub(crate) async fn render(state: &AdminState) -> Response<Full<Bytes>> {
     let mut out = String::with_capacity(8 * 1024);
     state.plane.render_metrics(&mut out);
     state.certificates.render_metrics(&mut out).await;
+    if state.config.tenants.is_some() {
+        state
+            .tenant_metrics
+            .render(&mut out, state.store.as_ref())
+            .await;
+    }
     if let Ok(all) = plans::list(state.store.as_ref()).await {
         out.push_str("# HELP portcullis_plans Plans by status.\n# TYPE portcullis_plans gauge\n");
         for status in [

@@ -52,6 +52,8 @@ pub struct AdminState {
     pub config: Arc<AdminConfig>,
     /// Tenant workflows running in this process.
     pub(crate) tenant_tasks: crate::tenants::workflow::Running,
+    /// Tenant workflow metrics.
+    pub(crate) tenant_metrics: crate::tenants::metrics::TenantMetrics,
 }
 
 impl AdminState {
@@ -68,6 +70,7 @@ impl AdminState {
             certificates,
             config: Arc::new(config),
             tenant_tasks: crate::tenants::workflow::Running::default(),
+            tenant_metrics: crate::tenants::metrics::TenantMetrics::default(),
         }
     }
 }

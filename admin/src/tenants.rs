@@ -10,6 +10,8 @@
 
 pub(crate) mod api;
 pub(crate) mod drift;
+pub mod export;
+pub(crate) mod metrics;
 mod probe_tls;
 pub(crate) mod render;
 pub(crate) mod workflow;
@@ -128,6 +130,9 @@ pub(crate) struct TenantDomain {
     /// Since when an active domain's CNAME no longer matches, Unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift_since: Option<i64>,
+    /// When the current domain was requested (PUT), Unix seconds.
+    #[serde(default)]
+    pub requested_at: i64,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.

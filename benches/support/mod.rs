@@ -17,7 +17,7 @@ use rcgen::{CertificateParams, KeyPair};
 
 /// Path prefixes every host gets, one router each: the lookup has to pick the
 /// longest matching one.
-pub const PREFIXES: [&str; 3] = ["/", "/api", "/api/v2"];
+pub(crate) const PREFIXES: [&str; 3] = ["/", "/api", "/api/v2"];
 
 /// One host in ten is a wildcard (`*.tenant-N.example.net`).
 const WILDCARD_EVERY: usize = 10;
@@ -27,12 +27,12 @@ const WILDCARD_EVERY: usize = 10;
 const SERVICES: usize = 16;
 
 /// The crypto provider the proxy uses (aws-lc-rs).
-pub fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(default_crypto_provider())
 }
 
 /// The host pattern of host number `i`: exact, or every tenth a wildcard.
-pub fn host_pattern(i: usize) -> String {
+pub(crate) fn host_pattern(i: usize) -> String {
     if i % WILDCARD_EVERY == 0 {
         format!("*.tenant-{i}.example.net")
     } else {
@@ -42,7 +42,7 @@ pub fn host_pattern(i: usize) -> String {
 
 /// A concrete request host served by host number `i` (for a wildcard, one
 /// label in front of its parent).
-pub fn request_host(i: usize) -> String {
+pub(crate) fn request_host(i: usize) -> String {
     if i % WILDCARD_EVERY == 0 {
         format!("app.tenant-{i}.example.net")
     } else {
@@ -55,7 +55,7 @@ pub fn request_host(i: usize) -> String {
 ///
 /// `generation` is appended to the name of one extra router so that two
 /// states of different generations differ (a swap, not a no-op).
-pub fn state(hosts: usize, generation: u64) -> DesiredState {
+pub(crate) fn state(hosts: usize, generation: u64) -> DesiredState {
     let mut services = BTreeMap::new();
     for s in 0..SERVICES {
         let name = format!("svc-{s}");
@@ -95,7 +95,7 @@ pub fn state(hosts: usize, generation: u64) -> DesiredState {
 }
 
 /// A route table built from [`state`].
-pub fn table(hosts: usize) -> RouteTable {
+pub(crate) fn table(hosts: usize) -> RouteTable {
     RouteTable::build(&state(hosts, 0), &HashSet::new(), None, &provider())
         .expect("the synthetic state is valid")
 }
@@ -109,7 +109,7 @@ pub fn table(hosts: usize) -> RouteTable {
 /// The store indexes by `names`; sharing the `CertifiedKey` behind an `Arc`
 /// does not change what a lookup or a build costs, only the memory a real
 /// set of distinct certificates would take (measured by the load harness).
-pub fn certificates(count: usize) -> Vec<LoadedCertificate> {
+pub(crate) fn certificates(count: usize) -> Vec<LoadedCertificate> {
     const DISTINCT: usize = 8;
     let provider = provider();
     let templates: Vec<LoadedCertificate> = (0..DISTINCT)
@@ -131,7 +131,7 @@ pub fn certificates(count: usize) -> Vec<LoadedCertificate> {
 /// `count` distinct certificates as PEM, as the file provider hands them to
 /// [`DataPlane::apply`]: each signed for its own name, all with one shared
 /// key (key generation is not what is measured; parsing and loading are).
-pub fn static_certificates(count: usize) -> Vec<StaticCertificate> {
+pub(crate) fn static_certificates(count: usize) -> Vec<StaticCertificate> {
     let key = KeyPair::generate().expect("rcgen generates a P-256 key");
     let key_pem = key.serialize_pem();
     (0..count)
@@ -150,7 +150,7 @@ pub fn static_certificates(count: usize) -> Vec<StaticCertificate> {
 }
 
 /// A data plane with no access log and a generated fallback certificate.
-pub fn data_plane() -> Arc<DataPlane> {
+pub(crate) fn data_plane() -> Arc<DataPlane> {
     DataPlane::new(DataPlaneOptions {
         access_log: false,
         https_port: 8443,
@@ -162,7 +162,7 @@ pub fn data_plane() -> Arc<DataPlane> {
 
 /// `count` indices spread over `0..hosts` (a fixed LCG, so every run probes
 /// the same keys), to keep big tables from being measured cache-hot on one key.
-pub fn spread(hosts: usize, count: usize) -> Vec<usize> {
+pub(crate) fn spread(hosts: usize, count: usize) -> Vec<usize> {
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     (0..count)
         .map(|_| {

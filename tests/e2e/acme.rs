@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use crate::support::lab::{issuer_toml, trusting, Lab, CERTS, ISSUE_TIMEOUT};
 use crate::support::pebble::{free_port, Pebble, PebbleOptions};
+use crate::support::tarpit::Tarpit;
 use crate::support::*;
 
 fn leaf_der(chain_pem: &str) -> CertificateDer<'static> {
@@ -279,51 +280,6 @@ async fn restart_keeps_the_account_and_the_certificates() {
         accounts_before,
         "a second account was created"
     );
-}
-
-/// A listener on another loopback address for the `web` port: it holds
-/// connections without answering until told to forward them to Portcullis.
-struct Tarpit {
-    forward: Arc<std::sync::atomic::AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Tarpit {
-    async fn start(ip: Ipv4Addr, port: u16) -> Self {
-        let listener = tokio::net::TcpListener::bind((ip, port)).await.unwrap();
-        let forward = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = Arc::clone(&forward);
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((mut client, _)) = listener.accept().await else {
-                    continue;
-                };
-                let flag = Arc::clone(&flag);
-                tokio::spawn(async move {
-                    while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                    if let Ok(mut upstream) =
-                        tokio::net::TcpStream::connect(("127.0.0.1", port)).await
-                    {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-                    }
-                });
-            }
-        });
-        Self { forward, task }
-    }
-
-    fn open(&self) {
-        self.forward
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-impl Drop for Tarpit {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,7 @@ pub mod lab;
 pub mod pebble;
 pub mod pki;
 pub mod server;
+pub mod tarpit;
 
 pub use backend::Backend;
 pub use client::{Conn, Reply};

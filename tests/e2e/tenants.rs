@@ -27,6 +27,7 @@ struct TenantLab {
     pebble: Pebble,
     server: Server,
     backend: Backend,
+    web_port: u16,
 }
 
 async fn tenant_lab() -> TenantLab {
@@ -39,7 +40,7 @@ async fn tenant_lab() -> TenantLab {
         options.dns_server = Some(knot.addr);
         let pebble = Pebble::start(options).await;
         let config = format!(
-            "[acme]\ndns_resolvers = [\"{}\"]\n{}\n[tenants]\ncanonical_base = \"portal.example.test\"\nportal_upstreams = [\"{}\"]\ndomain_issuer = \"pebble\"\nverify_interval = \"200ms\"\nverify_timeout = \"3s\"\ndrift_interval = \"300ms\"\ndrift_grace = \"2s\"\n",
+            "[acme]\ndns_resolvers = [\"{}\"]\n{}\n[tenants]\ncanonical_base = \"portal.example.test\"\nportal_upstreams = [\"{}\"]\ndomain_issuer = \"pebble\"\nverify_interval = \"200ms\"\nverify_timeout = \"3s\"\ndrift_interval = \"300ms\"\ndrift_grace = \"2s\"\nwildcard_issuer = \"pebble\"\nwildcard_dns_credential = \"knot\"\n",
             knot.addr,
             issuer_toml(&pebble, "pebble", ""),
             backend.upstream()
@@ -57,6 +58,7 @@ async fn tenant_lab() -> TenantLab {
                     pebble,
                     server,
                     backend,
+                    web_port,
                 }
             }
             Err(logs) if logs.contains("could not listen") => last = logs,
@@ -430,4 +432,231 @@ async fn cname_drift_warns_then_unroutes_after_the_grace_period() {
         .api("GET", &format!("{CERTS}/{certificate}"), None)
         .await;
     assert_eq!(cert["auto_renew"], false, "{cert}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_is_deterministic_metrics_count_and_the_canonical_wildcard_is_issued() {
+    let lab = tenant_lab().await;
+    // The canonical certificate needs the DNS credential the config names.
+    let (status, credential) = lab
+        .server
+        .api(
+            "POST",
+            "/api/v1/acme/dns-credentials",
+            Some(json!({
+                "name": "knot",
+                "provider": "rfc2136",
+                "config": {"server": lab.knot.addr.to_string(), "key_name": lab.knot.key_name, "zones": "test"},
+                "secrets": {"key_secret": lab.knot.key_secret_base64},
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{credential}");
+    let (status, _) = lab
+        .server
+        .api(
+            "PUT",
+            &domain_path("acme1"),
+            Some(json!({"domain": "shop.customer.test"})),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let active = wait_status(
+        &lab.server,
+        "acme1",
+        &["active", "dns_failed", "certificate_failed"],
+    )
+    .await;
+    assert_eq!(active["status"], "active", "{active}");
+
+    // *.portal.example.test + portal.example.test, over dns-01, serves the canonical hosts.
+    let client = trusting(&lab.pebble.roots_pem().await, &[b"http/1.1"]);
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            Conn::https(
+                lab.server.websecure,
+                "acme1.portal.example.test",
+                client.clone(),
+            )
+            .await
+            .is_ok()
+        })
+        .await,
+        "no canonical wildcard certificate:\n{}",
+        lab.server.logs()
+    );
+    let reply = client::https_get(
+        lab.server.websecure,
+        "acme1.portal.example.test",
+        client,
+        "acme1.portal.example.test",
+        "/",
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.json()["headers"]["x-portcullis-tenant"], "acme1");
+
+    // Export twice: byte-identical; --git commits once, naming the tenant.
+    let dir = tempfile::tempdir().unwrap();
+    let run = |git: bool| {
+        let mut command = std::process::Command::new(server::binary());
+        command
+            .args(["export", "--dir"])
+            .arg(dir.path())
+            .args(["--config"])
+            .arg(lab.server.config_path());
+        if git {
+            command.arg("--git");
+        }
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        std::fs::read(dir.path().join("acme1.json")).unwrap()
+    };
+    let first = run(true);
+    let second = run(true);
+    assert_eq!(first, second, "export is not deterministic");
+    let text = String::from_utf8(first).unwrap();
+    assert!(
+        text.contains("\"domain\": \"shop.customer.test\"") && text.contains("x-portcullis-tenant"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("last_checked_at") && !text.contains("secret"),
+        "{text}"
+    );
+    let log = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir.path())
+        .args(["log", "--format=%s"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&log.stdout);
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        vec!["portcullis export: acme1"],
+        "{log}"
+    );
+
+    let mut conn = Conn::http(lab.server.admin).await.unwrap();
+    let metrics = conn.get("admin", "/metrics").await.unwrap().body;
+    assert!(
+        metrics.contains("portcullis_tenant_domains{status=\"active\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("portcullis_tenant_domain_activation_seconds_count 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_certificate_issuing_resumes_to_active_with_one_certificate() {
+    let lab = tenant_lab().await;
+    // acme3's canonical host answers on a tarpit, so HTTP-01 hangs until we open it.
+    let tarpit_ip = std::net::Ipv4Addr::new(127, 0, 0, 5);
+    let tarpit = crate::support::tarpit::Tarpit::start(tarpit_ip, lab.web_port).await;
+    knsupdate(
+        &lab.knot,
+        "update add acme3.portal.example.test. 60 A 127.0.0.5\nupdate add shop3.customer.test. 60 CNAME acme3.portal.example.test.",
+    );
+    let (status, _) = lab
+        .server
+        .api(
+            "PUT",
+            &domain_path("acme3"),
+            Some(json!({"domain": "shop3.customer.test"})),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let issuing = wait_status(
+        &lab.server,
+        "acme3",
+        &[
+            "certificate_issuing",
+            "active",
+            "certificate_failed",
+            "dns_failed",
+        ],
+    )
+    .await;
+    assert_eq!(issuing["status"], "certificate_issuing", "{issuing}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let TenantLab {
+        knot,
+        pebble,
+        server,
+        backend,
+        web_port,
+    } = lab;
+    let server = server.restart();
+    tarpit.open();
+    let active = wait_status(
+        &server,
+        "acme3",
+        &["active", "certificate_failed", "dns_failed"],
+    )
+    .await;
+    assert_eq!(active["status"], "active", "{active}\n{}", server.logs());
+    let (_, certs) = server.api("GET", CERTS, None).await;
+    let mine = certs["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["common_name"] == "shop3.customer.test")
+        .count();
+    assert_eq!(mine, 1, "{certs}");
+    let _ = (knot, pebble, backend, web_port);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issuance_failure_is_certificate_failed_with_the_problem_and_advice() {
+    let lab = tenant_lab().await;
+    // Validation for this canonical host reaches an address where nothing listens.
+    knsupdate(
+        &lab.knot,
+        "update add acme4.portal.example.test. 60 A 127.0.0.6\nupdate add shop4.customer.test. 60 CNAME acme4.portal.example.test.",
+    );
+    let (status, _) = lab
+        .server
+        .api(
+            "PUT",
+            &domain_path("acme4"),
+            Some(json!({"domain": "shop4.customer.test"})),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let failed = wait_status(
+        &lab.server,
+        "acme4",
+        &["certificate_failed", "active", "dns_failed"],
+    )
+    .await;
+    assert_eq!(failed["status"], "certificate_failed", "{failed}");
+    let message = failed["status_message"].as_str().unwrap();
+    assert!(
+        message.contains("urn:ietf:params:acme:error:connection"),
+        "{message}"
+    );
+    assert!(message.contains("port 80"), "{message}");
+    // Nothing is routed for it.
+    let (_, routes) = lab.server.api("GET", "/api/v1/ingress/routes", None).await;
+    assert!(
+        !routes.to_string().contains("shop4.customer.test"),
+        "{routes}"
+    );
+    // PUT retries a failed row.
+    let (status, retried) = lab
+        .server
+        .api(
+            "PUT",
+            &domain_path("acme4"),
+            Some(json!({"domain": "shop4.customer.test"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{retried}");
+    assert_eq!(retried["status"], "pending_dns");
 }

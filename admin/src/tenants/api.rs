@@ -256,6 +256,8 @@ pub(crate) async fn put(
             row.domain = domain;
             row.canonical_host = canonical_host.clone();
             row.certificate_id = None;
+            row.drift_since = None;
+            row.requested_at = now;
             row.verification_details = Verification {
                 expected_cname: canonical_host,
                 ..Verification::default()
@@ -282,6 +284,7 @@ pub(crate) async fn put(
                 },
                 certificate_id: None,
                 drift_since: None,
+                requested_at: now,
                 created_at: now,
                 updated_at: now,
             },

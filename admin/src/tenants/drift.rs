@@ -23,6 +23,19 @@ pub(crate) fn spawn(
         loop {
             tokio::time::sleep(settings.drift_interval).await;
             check_all(&state, &settings).await;
+            render::ensure_canonical_certificate(&state, &settings).await;
+            // Periodic reconcile: repairs routes changed behind our back.
+            if let Err(error) = render::reconcile(&state, &settings).await {
+                tracing::error!(%error, "tenant reconcile failed");
+            }
+            if let Some(dir) = &settings.export_dir {
+                if let Err(error) =
+                    super::export::export(state.store.as_ref(), &settings, dir, settings.export_git)
+                        .await
+                {
+                    tracing::warn!(%error, "tenant export failed");
+                }
+            }
         }
     })
 }
@@ -72,6 +85,7 @@ pub(crate) async fn check_all(state: &AdminState, settings: &TenantSettings) {
                 );
                 if row.advance(DomainStatus::DnsFailed, Some(message)) {
                     unrouted = true;
+                    state.tenant_metrics.failure("drift");
                     if let Some(id) = &row.certificate_id {
                         if let Err(error) = state.certificates.set_auto_renew(id, false).await {
                             tracing::warn!(%error, "could not stop renewal of a drifted domain's certificate");

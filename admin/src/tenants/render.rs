@@ -96,3 +96,98 @@ pub(crate) async fn reconcile(
         .map_err(|e| e.to_string())?;
     Ok(true)
 }
+
+/// Keeps one certificate for `*.<canonical_base>` and `<canonical_base>`
+/// (dns-01 through the configured credential, or the internal CA): the
+/// request is idempotent, returning the valid or in-progress certificate.
+pub(crate) async fn ensure_canonical_certificate(state: &AdminState, settings: &TenantSettings) {
+    let internal = settings.wildcard_issuer == portcullis_config::settings::acme::INTERNAL_CA;
+    let credential = match &settings.wildcard_dns_credential {
+        Some(wanted) => match state.certificates.credentials().list().await {
+            Ok(all) => match all
+                .into_iter()
+                .find(|c| &c.id == wanted || &c.name == wanted)
+            {
+                Some(found) => Some(found.id),
+                None => {
+                    tracing::warn!(credential = %wanted, "tenants.wildcard_dns_credential names no stored DNS credential");
+                    return;
+                }
+            },
+            Err(_) => return,
+        },
+        None if internal => None,
+        None => return,
+    };
+    let request = portcullis_acme::CertRequest {
+        common_name: format!("*.{}", settings.canonical_base),
+        sans: vec![settings.canonical_base.clone()],
+        issuer: Some(settings.wildcard_issuer.clone()),
+        challenge_type: credential.as_ref().map(|_| "dns-01".to_owned()),
+        dns_credential_id: credential,
+        ..portcullis_acme::CertRequest::default()
+    };
+    if let Err(error) = state
+        .certificates
+        .request(&request, "tenants:canonical")
+        .await
+    {
+        tracing::warn!(%error, "could not request the canonical wildcard certificate");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{DomainStatus, TenantDomain, Verification};
+    use super::*;
+
+    fn row(tenant: &str, status: DomainStatus) -> TenantDomain {
+        TenantDomain {
+            id: tenant.into(),
+            tenant_id: tenant.into(),
+            domain: format!("{tenant}.customer.test"),
+            canonical_host: format!("{tenant}.portal.test"),
+            status,
+            status_message: None,
+            last_checked_at: None,
+            verification_method: "cname".into(),
+            verification_details: Verification::default(),
+            certificate_id: Some(format!("cert-{tenant}")),
+            drift_since: None,
+            requested_at: 0,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn only_deploying_and_active_domains_are_routed_and_rendering_is_stable() {
+        let rows = vec![
+            row("a", DomainStatus::Active),
+            row("b", DomainStatus::CertificateIssuing),
+            row("c", DomainStatus::Disabled),
+        ];
+        let first = desired(&rows);
+        let names: Vec<&str> = first.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            vec![
+                "tenant-a-canonical",
+                "tenant-a-domain",
+                "tenant-b-canonical"
+            ]
+        );
+        assert_eq!(
+            first["tenant-a-domain"].certificate_id.as_deref(),
+            Some("cert-a")
+        );
+        assert_eq!(first["tenant-a-domain"].request_headers[TENANT_HEADER], "a");
+        let mut reversed = rows;
+        reversed.reverse();
+        assert_eq!(
+            desired(&reversed),
+            first,
+            "the order of rows does not matter"
+        );
+    }
+}

@@ -51,6 +51,7 @@ pub(crate) fn spawn(state: &AdminState, settings: &Arc<TenantSettings>, tenant: 
 
 /// Resumes every row a previous process left mid-way.
 pub(crate) async fn resume(state: &AdminState, settings: &Arc<TenantSettings>) {
+    render::ensure_canonical_certificate(state, settings).await;
     if let Err(error) = render::reconcile(state, settings).await {
         tracing::error!(%error, "tenant reconcile failed");
     }
@@ -70,26 +71,41 @@ async fn drive(state: &AdminState, settings: &TenantSettings, tenant: &str) {
             return;
         };
         let stage = row.status.as_str();
-        let next = match row.status {
-            DomainStatus::PendingDns => {
-                let message = format!(
-                    "checking that {} is a CNAME to {}",
-                    row.domain, row.canonical_host
-                );
-                row.advance(DomainStatus::VerifyingDns, Some(message))
+        let span = tracing::info_span!("tenant_domain_step", tenant_id = %row.tenant_id, domain = %row.domain, stage);
+        let next = async {
+            match row.status {
+                DomainStatus::PendingDns => {
+                    let message = format!(
+                        "checking that {} is a CNAME to {}",
+                        row.domain, row.canonical_host
+                    );
+                    row.advance(DomainStatus::VerifyingDns, Some(message))
+                }
+                DomainStatus::VerifyingDns => {
+                    verify(state, settings, &mut row, &mut revision).await
+                }
+                DomainStatus::PendingCertificate => {
+                    request_certificate(state, settings, &mut row).await
+                }
+                DomainStatus::CertificateIssuing => await_certificate(state, &mut row).await,
+                DomainStatus::Deploying => deploy(state, settings, &mut row).await,
+                _ => false,
             }
-            DomainStatus::VerifyingDns => verify(state, settings, &mut row, &mut revision).await,
-            DomainStatus::PendingCertificate => {
-                request_certificate(state, settings, &mut row).await
-            }
-            DomainStatus::CertificateIssuing => await_certificate(state, &mut row).await,
-            DomainStatus::Deploying => deploy(state, settings, &mut row).await,
-            _ => return,
-        };
+        }
+        .instrument(span)
+        .await;
         if !next {
             return;
         }
         tracing::info!(domain = %row.domain, stage, status = row.status.as_str(), "tenant domain step");
+        match row.status {
+            DomainStatus::Active => state.tenant_metrics.activated(Duration::from_secs(
+                u64::try_from(portcullis_acme::unix_now() - row.requested_at).unwrap_or(0),
+            )),
+            DomainStatus::DnsFailed => state.tenant_metrics.failure("dns"),
+            DomainStatus::CertificateFailed => state.tenant_metrics.failure("certificate"),
+            _ => {}
+        }
         // A concurrent change (removal, retry) wins: the save is refused,
         // and the next round follows the row as it is now.
         let _ = super::save(state.store.as_ref(), &row, Expect::Revision(revision)).await;

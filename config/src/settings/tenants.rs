@@ -16,6 +16,10 @@ pub(super) struct RawTenants {
     verify_timeout: String,
     drift_interval: String,
     drift_grace: String,
+    export_dir: Option<std::path::PathBuf>,
+    export_git: bool,
+    wildcard_issuer: String,
+    wildcard_dns_credential: Option<String>,
 }
 
 impl Default for RawTenants {
@@ -28,6 +32,10 @@ impl Default for RawTenants {
             verify_timeout: "1h".to_owned(),
             drift_interval: "1h".to_owned(),
             drift_grace: "24h".to_owned(),
+            export_dir: None,
+            export_git: false,
+            wildcard_issuer: "letsencrypt-prod".to_owned(),
+            wildcard_dns_credential: None,
         }
     }
 }
@@ -51,6 +59,16 @@ pub struct TenantSettings {
     /// How long a changed or missing CNAME is tolerated (with a warning)
     /// before the domain is unrouted.
     pub drift_grace: Duration,
+    /// When set, the rendered state is exported there after every check pass.
+    pub export_dir: Option<std::path::PathBuf>,
+    /// Commit each export in `export_dir` (a Git repository).
+    pub export_git: bool,
+    /// Issuer of the `*.<canonical_base>` + `<canonical_base>` certificate.
+    pub wildcard_issuer: String,
+    /// Name (or id) of the DNS credential that certificate is validated with
+    /// (dns-01); `None` = no canonical certificate is requested, unless the
+    /// issuer is the internal CA, which needs none.
+    pub wildcard_dns_credential: Option<String>,
 }
 
 pub(super) fn validate(raw: RawTenants) -> Result<Option<TenantSettings>, (String, String)> {
@@ -80,5 +98,9 @@ pub(super) fn validate(raw: RawTenants) -> Result<Option<TenantSettings>, (Strin
         verify_timeout: duration("verify_timeout", &raw.verify_timeout)?,
         drift_interval: duration("drift_interval", &raw.drift_interval)?,
         drift_grace: duration("drift_grace", &raw.drift_grace)?,
+        export_dir: raw.export_dir,
+        export_git: raw.export_git,
+        wildcard_issuer: raw.wildcard_issuer,
+        wildcard_dns_credential: raw.wildcard_dns_credential,
     }))
 }

@@ -30,7 +30,7 @@ use async_trait::async_trait;
 use http::{HeaderValue, Method};
 use serde_json::{json, Value};
 
-use super::support::{encode, in_zone, items, refusal, txt_quote, txt_text};
+use super::support::{encode, in_zone, items, normalize, refusal, txt_quote, txt_text};
 use crate::dns::http::HttpApi;
 use crate::dns::provider::{DnsError, DnsProvider, Fields, ProviderSpec};
 
@@ -196,7 +196,7 @@ impl CloudDns {
                 if text("visibility") == "private" {
                     continue;
                 }
-                let dns = text("dnsName").trim_end_matches('.').to_ascii_lowercase();
+                let dns = normalize(text("dnsName"));
                 found.push((dns, text("name").to_owned()));
             }
             match list

@@ -36,7 +36,7 @@ use async_trait::async_trait;
 use http::Method;
 use zeroize::Zeroizing;
 
-use super::support::{in_zone, txt_quote, txt_text};
+use super::support::{in_zone, normalize, txt_quote, txt_text};
 use crate::dns::http::HttpApi;
 use crate::dns::provider::{DnsError, DnsProvider, Fields, ProviderSpec};
 
@@ -338,7 +338,7 @@ impl DnsProvider for Route53 {
                         continue;
                     }
                     if let Some(name) = hosted.text_at(&["Name"]) {
-                        zones.push(name.trim_end_matches('.').to_ascii_lowercase());
+                        zones.push(normalize(name));
                     }
                 }
             }

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -20,6 +20,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::dns::http::{Answer, HttpApi};
 use crate::dns::provider::Fields;
 
 pub(super) use scenarios::*;
@@ -203,4 +204,34 @@ pub(super) fn fields(secrets: &[(&str, &str)], config: &[(&str, &str)]) -> Field
         fields.config.insert((*name).into(), (*value).into());
     }
     fields
+}
+
+/// The status `api` answers `method path` with, sent with `headers` and
+/// JSON `body`.
+pub(super) async fn status_of(
+    api: &HttpApi,
+    method: Method,
+    path: &str,
+    headers: &[(HeaderName, HeaderValue)],
+    body: Option<&Value>,
+) -> u16 {
+    api.json(method, path, headers, body).await.unwrap().status
+}
+
+/// The answer to `POST path` of `body`, sent with `headers` and labelled
+/// `application/json` whether it is or not.
+pub(super) async fn post_as_json(
+    api: &HttpApi,
+    path: &str,
+    headers: &[(HeaderName, HeaderValue)],
+    body: &'static [u8],
+) -> Answer {
+    let mut headers = headers.to_vec();
+    headers.push((
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    ));
+    api.send(Method::POST, path, &headers, Bytes::from_static(body))
+        .await
+        .unwrap()
 }

@@ -3,7 +3,6 @@
 
 mod contract;
 
-use bytes::Bytes;
 use http::Method;
 use serde_json::json;
 
@@ -12,8 +11,8 @@ use crate::dns::http::HttpApi;
 use crate::dns::provider::{DnsError, DnsProvider};
 use crate::dns::providers::support::TokenApi;
 use crate::dns::providers::test_support::{
-    assert_refused_everywhere, assert_zone_not_found, cleanup_at_the_apex, fields,
-    present_at_the_apex_and_below, two_values_coexist, zone_names, Words,
+    assert_refused_everywhere, assert_zone_not_found, cleanup_at_the_apex, fields, post_as_json,
+    present_at_the_apex_and_below, status_of, two_values_coexist, zone_names, Words,
 };
 use contract::Server;
 
@@ -139,30 +138,13 @@ async fn the_contract_refuses_what_the_documentation_does_not_allow() {
     )];
     let records = format!("/zones/{zone_id}/dns_records");
 
-    let wrong_path = api.json(Method::GET, "/zone", &auth, None).await.unwrap();
-    assert_eq!(wrong_path.status, 404);
-    let wrong_method = api.json(Method::PUT, "/zones", &auth, None).await.unwrap();
-    assert_eq!(wrong_method.status, 405);
-    let bad_query = api
-        .json(Method::GET, "/zones?nam=example.com", &auth, None)
-        .await
-        .unwrap();
-    assert_eq!(bad_query.status, 400);
-    let not_json = api
-        .send(
-            Method::POST,
-            &records,
-            &[
-                auth[0].clone(),
-                (
-                    http::header::CONTENT_TYPE,
-                    http::HeaderValue::from_static("application/json"),
-                ),
-            ],
-            Bytes::from_static(b"{type: TXT"),
-        )
-        .await
-        .unwrap();
+    let wrong_path = status_of(&api, Method::GET, "/zone", &auth, None).await;
+    assert_eq!(wrong_path, 404);
+    let wrong_method = status_of(&api, Method::PUT, "/zones", &auth, None).await;
+    assert_eq!(wrong_method, 405);
+    let bad_query = status_of(&api, Method::GET, "/zones?nam=example.com", &auth, None).await;
+    assert_eq!(bad_query, 400);
+    let not_json = post_as_json(&api, &records, &auth, b"{type: TXT").await;
     assert_eq!(not_json.status, 400);
     assert_eq!(not_json.json()["errors"][0]["code"], 9207);
     let bad_ttl = json!({ "type": "TXT", "name": "x.example.com", "content": "v", "ttl": 10 });
@@ -173,10 +155,7 @@ async fn the_contract_refuses_what_the_documentation_does_not_allow() {
     assert_eq!(answer.status, 400);
     assert_eq!(answer.json()["errors"][0]["code"], 9021);
     let no_content = json!({ "type": "TXT", "name": "x.example.com" });
-    let answer = api
-        .json(Method::POST, &records, &auth, Some(&no_content))
-        .await
-        .unwrap();
-    assert_eq!(answer.status, 400);
+    let answer = status_of(&api, Method::POST, &records, &auth, Some(&no_content)).await;
+    assert_eq!(answer, 400);
     assert!(server.records().is_empty());
 }

@@ -3,14 +3,13 @@
 
 mod contract;
 
-use bytes::Bytes;
 use http::Method;
 use serde_json::json;
 
 use crate::dns::http::HttpApi;
 use crate::dns::providers::test_support::{
-    assert_refused_everywhere, assert_zone_not_found, cleanup_at_the_apex,
-    present_at_the_apex_and_below, two_values_coexist, zone_names, Words,
+    assert_refused_everywhere, assert_zone_not_found, cleanup_at_the_apex, post_as_json,
+    present_at_the_apex_and_below, status_of, two_values_coexist, zone_names, Words,
 };
 use contract::Server;
 
@@ -85,61 +84,31 @@ async fn the_contract_refuses_what_the_documentation_does_not_allow() {
     let records = "/v2/domains/example.com/records";
 
     assert_eq!(
-        api.json(Method::GET, "/v2/domains", &[], None)
-            .await
-            .unwrap()
-            .status,
+        status_of(&api, Method::GET, "/v2/domains", &[], None).await,
         401
     );
     assert_eq!(
-        api.json(Method::GET, "/v2/domain", &auth, None)
-            .await
-            .unwrap()
-            .status,
+        status_of(&api, Method::GET, "/v2/domain", &auth, None).await,
         404
     );
     assert_eq!(
-        api.json(Method::PATCH, "/v2/domains", &auth, None)
-            .await
-            .unwrap()
-            .status,
+        status_of(&api, Method::PATCH, "/v2/domains", &auth, None).await,
         405
     );
     assert_eq!(
-        api.json(Method::GET, "/v2/domains?limit=5", &auth, None)
-            .await
-            .unwrap()
-            .status,
+        status_of(&api, Method::GET, "/v2/domains?limit=5", &auth, None).await,
         400
     );
-    let json_type = (
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    let broken = api
-        .send(
-            Method::POST,
-            records,
-            &[auth[0].clone(), json_type],
-            Bytes::from_static(b"{\"type\":"),
-        )
-        .await
-        .unwrap();
+    let broken = post_as_json(&api, records, &auth, b"{\"type\":").await;
     assert_eq!(broken.status, 400);
     let short_ttl = json!({ "type": "TXT", "name": "x", "data": "v", "ttl": 5 });
     assert_eq!(
-        api.json(Method::POST, records, &auth, Some(&short_ttl))
-            .await
-            .unwrap()
-            .status,
+        status_of(&api, Method::POST, records, &auth, Some(&short_ttl)).await,
         422
     );
     let absolute = json!({ "type": "TXT", "name": "x.example.com.", "data": "v" });
     assert_eq!(
-        api.json(Method::POST, records, &auth, Some(&absolute))
-            .await
-            .unwrap()
-            .status,
+        status_of(&api, Method::POST, records, &auth, Some(&absolute)).await,
         422
     );
     assert!(server.records().is_empty());

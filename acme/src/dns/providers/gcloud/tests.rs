@@ -13,7 +13,8 @@ use fake::{rrset, FakeGoogle};
 
 use super::*;
 use crate::dns::providers::test_support::{
-    assert_refused, assert_zone_not_found, quoted, two_values_share_one_set, Words, CHALLENGE,
+    apex_keeps_its_other_values, asked_again_until_it_gives_up, assert_refused,
+    assert_zone_not_found, two_values_share_one_set, First, Words, CHALLENGE,
 };
 
 const EMAIL: &str = "portcullis-dns@my-project.iam.gserviceaccount.com";
@@ -222,76 +223,38 @@ async fn the_apex_keeps_its_other_records_and_sub_names_stay_apart() {
         "example-com",
         rrset("example.com.", "TXT", 300, &["\"v=spf1 -all\""]),
     );
-    let dns = provider(&fake);
-    dns.present("example.com", "example.com", "apex")
-        .await
-        .unwrap();
-    dns.present("example.com", "_acme-challenge.www.example.com", "sub")
-        .await
-        .unwrap();
-    let apex = fake.get("example-com", "example.com", "TXT").unwrap();
-    assert_eq!(
-        (apex.ttl, apex.rrdatas),
-        (
-            300,
-            vec!["\"v=spf1 -all\"".to_owned(), "\"apex\"".to_owned()]
-        )
-    );
-    assert_eq!(
-        fake.get("example-com", "_acme-challenge.www.example.com", "TXT")
-            .unwrap()
-            .rrdatas,
-        quoted(&["sub"])
-    );
-
-    dns.cleanup("example.com", "example.com", "apex")
-        .await
-        .unwrap();
-    assert_eq!(
-        fake.get("example-com", "example.com", "TXT")
-            .unwrap()
-            .rrdatas,
-        ["\"v=spf1 -all\""]
-    );
-    dns.cleanup("example.com", "_acme-challenge.www.example.com", "sub")
-        .await
-        .unwrap();
-    assert!(fake
-        .get("example-com", "_acme-challenge.www.example.com", "TXT")
-        .is_none());
+    apex_keeps_its_other_values(
+        &provider(&fake),
+        First::Apex,
+        |name| {
+            fake.get("example-com", name, "TXT")
+                .map(|set| (set.ttl, set.rrdatas))
+        },
+        || {},
+    )
+    .await;
     assert!(fake.get("example-com", "example.com", "SOA").is_some());
 }
 
 #[tokio::test]
 async fn a_change_that_lost_a_race_is_made_again_from_a_fresh_read() {
     let fake = fake().await;
-    let dns = provider(&fake);
-    fake.conflicts(1);
-    dns.present("example.net", "_acme-challenge.example.net", "v")
-        .await
-        .unwrap();
+    let answer = asked_again_until_it_gives_up(
+        &provider(&fake),
+        "example.net",
+        ATTEMPTS,
+        |n| fake.conflicts(n),
+        || {
+            fake.get("example-net", "_acme-challenge.example.net", "TXT")
+                .map(|set| set.rrdatas)
+        },
+    )
+    .await;
     assert_eq!(
-        fake.get("example-net", "_acme-challenge.example.net", "TXT")
-            .unwrap()
-            .rrdatas,
-        quoted(&["v"])
-    );
-    fake.conflicts(ATTEMPTS);
-    let err = dns
-        .cleanup("example.net", "_acme-challenge.example.net", "v")
-        .await
-        .unwrap_err();
-    let DnsError::Api {
-        status, message, ..
-    } = &err
-    else {
-        panic!("{err:?}")
-    };
-    assert_eq!(
-        (*status, message.as_str()),
+        answer,
         (
             412,
-            "FAILED_PRECONDITION: Precondition not met for 'entity.change.deletions[0]'"
+            "FAILED_PRECONDITION: Precondition not met for 'entity.change.deletions[0]'".into()
         )
     );
 }

@@ -3,14 +3,13 @@
 
 mod contract;
 
-use bytes::Bytes;
 use http::Method;
 use serde_json::json;
 
 use crate::dns::http::HttpApi;
 use crate::dns::providers::test_support::{
-    assert_refused_everywhere, assert_zone_not_found, cleanup_at_the_apex,
-    present_at_the_apex_and_below, two_values_coexist, zone_names, Words,
+    assert_refused_everywhere, assert_zone_not_found, cleanup_at_the_apex, post_as_json,
+    present_at_the_apex_and_below, status_of, two_values_coexist, zone_names, Words,
 };
 use contract::{Record, Server};
 
@@ -137,39 +136,18 @@ async fn the_contract_refuses_what_the_documentation_does_not_allow() {
         (401, Some("No API key found in request"))
     );
     assert_eq!(
-        api.json(Method::GET, "/zone", &auth, None)
-            .await
-            .unwrap()
-            .status,
+        status_of(&api, Method::GET, "/zone", &auth, None).await,
         404
     );
     assert_eq!(
-        api.json(Method::PUT, "/records", &auth, None)
-            .await
-            .unwrap()
-            .status,
+        status_of(&api, Method::PUT, "/records", &auth, None).await,
         404
     );
     assert_eq!(
-        api.json(Method::GET, "/zones?per_page=1000", &auth, None)
-            .await
-            .unwrap()
-            .status,
+        status_of(&api, Method::GET, "/zones?per_page=1000", &auth, None).await,
         400
     );
-    let json_type = (
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    let broken = api
-        .send(
-            Method::POST,
-            "/records",
-            &[auth[0].clone(), json_type],
-            Bytes::from_static(b"zone_id="),
-        )
-        .await
-        .unwrap();
+    let broken = post_as_json(&api, "/records", &auth, b"zone_id=").await;
     assert_eq!(broken.status, 400);
     let short_ttl =
         json!({ "zone_id": zone_id, "type": "TXT", "name": "x", "value": "v", "ttl": 1 });
@@ -184,10 +162,7 @@ async fn the_contract_refuses_what_the_documentation_does_not_allow() {
         .starts_with("422"));
     let no_zone = json!({ "type": "TXT", "name": "x", "value": "v" });
     assert_eq!(
-        api.json(Method::POST, "/records", &auth, Some(&no_zone))
-            .await
-            .unwrap()
-            .status,
+        status_of(&api, Method::POST, "/records", &auth, Some(&no_zone)).await,
         422
     );
     assert!(server.txt().is_empty());

@@ -4,10 +4,10 @@
 mod contract;
 
 use bytes::Bytes;
-use http::Method;
+use http::{HeaderValue, Method};
 use sha1::{Digest, Sha1};
 
-use crate::dns::http::HttpApi;
+use crate::dns::http::{Answer, HttpApi};
 use crate::dns::providers::test_support::{
     assert_refused_everywhere, assert_zone_not_found, cleanup_at_the_apex,
     present_at_the_apex_and_below, two_values_coexist, Step, Words,
@@ -118,59 +118,13 @@ async fn the_contract_refuses_what_the_documentation_does_not_allow() {
         .await
         .unwrap();
     assert_eq!(unsigned.status, 401);
-    let sign = |method: &str, target: &str, body: &str, ts: i64| {
-        let url = format!("{}{target}", server.base_url());
-        let digest = Sha1::digest(format!("{AS}+{CK}+{method}+{url}+{body}+{ts}"));
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        format!("$1${hex}")
-    };
-    let headers = |signature: String, ts: i64| {
-        vec![
-            (
-                http::HeaderName::from_static("x-ovh-application"),
-                http::HeaderValue::from_static(AK),
-            ),
-            (
-                http::HeaderName::from_static("x-ovh-consumer"),
-                http::HeaderValue::from_static(CK),
-            ),
-            (
-                http::HeaderName::from_static("x-ovh-timestamp"),
-                http::HeaderValue::from(ts),
-            ),
-            (
-                http::HeaderName::from_static("x-ovh-signature"),
-                http::HeaderValue::from_str(&signature).unwrap(),
-            ),
-            (
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
-            ),
-        ]
-    };
     let ts = now() + SKEW;
+    let zones = "/domain/zone";
     // Signed right: accepted.
-    let ok = api
-        .send(
-            Method::GET,
-            "/domain/zone",
-            &headers(sign("GET", "/domain/zone", "", ts), ts),
-            Bytes::new(),
-        )
-        .await
-        .unwrap();
+    let ok = sent(&server, Method::GET, (zones, ""), (zones, ""), ts).await;
     assert_eq!(ok.status, 200);
     // Our clock instead of OVH's.
-    let local = now();
-    let stale = api
-        .send(
-            Method::GET,
-            "/domain/zone",
-            &headers(sign("GET", "/domain/zone", "", local), local),
-            Bytes::new(),
-        )
-        .await
-        .unwrap();
+    let stale = sent(&server, Method::GET, (zones, ""), (zones, ""), now()).await;
     assert_eq!(
         (stale.status, stale.json()["errorCode"].as_str()),
         (400, Some("QUERY_TIME_OUT"))
@@ -179,30 +133,21 @@ async fn the_contract_refuses_what_the_documentation_does_not_allow() {
     let path = "/domain/zone/example.com/record";
     let signed_body = r#"{"fieldType":"TXT","subDomain":"x","target":"v","ttl":60}"#;
     let other_body = r#"{"fieldType":"TXT","subDomain":"y","target":"v","ttl":60}"#;
-    let tampered = api
-        .send(
-            Method::POST,
-            path,
-            &headers(sign("POST", path, signed_body, ts), ts),
-            Bytes::from(other_body),
-        )
-        .await
-        .unwrap();
+    let tampered = sent(
+        &server,
+        Method::POST,
+        (path, other_body),
+        (path, signed_body),
+        ts,
+    )
+    .await;
     assert_eq!(
         (tampered.status, tampered.json()["errorCode"].as_str()),
         (400, Some("INVALID_SIGNATURE"))
     );
     // So is the query.
     let query = format!("{path}?fieldType=TXT");
-    let unsigned_query = api
-        .send(
-            Method::GET,
-            &query,
-            &headers(sign("GET", path, "", ts), ts),
-            Bytes::new(),
-        )
-        .await
-        .unwrap();
+    let unsigned_query = sent(&server, Method::GET, (&query, ""), (path, ""), ts).await;
     assert_eq!(unsigned_query.status, 400);
     // Well signed but malformed: refused on its merits.
     for body in [
@@ -210,27 +155,43 @@ async fn the_contract_refuses_what_the_documentation_does_not_allow() {
         r#"{"fieldType":"TXT","sub":"x","target":"v"}"#,
         "{",
     ] {
-        let answer = api
-            .send(
-                Method::POST,
-                path,
-                &headers(sign("POST", path, body, ts), ts),
-                Bytes::from(body),
-            )
-            .await
-            .unwrap();
+        let answer = sent(&server, Method::POST, (path, body), (path, body), ts).await;
         assert_eq!(answer.status, 400, "{body}");
     }
     let unknown = "/domain/zones";
-    let answer = api
-        .send(
-            Method::GET,
-            unknown,
-            &headers(sign("GET", unknown, "", ts), ts),
-            Bytes::new(),
-        )
-        .await
-        .unwrap();
+    let answer = sent(&server, Method::GET, (unknown, ""), (unknown, ""), ts).await;
     assert_eq!(answer.status, 404);
     assert!(server.state.lock().unwrap().records.is_empty());
+}
+
+/// Sends `method target` with `body` and the right keys, signed at `ts`
+/// the way OVH wants, but over `signed` (target, body).
+async fn sent(
+    server: &Server,
+    method: Method,
+    (target, body): (&str, &'static str),
+    signed: (&str, &str),
+    ts: i64,
+) -> Answer {
+    let url = format!("{}{}", server.base_url(), signed.0);
+    let digest = Sha1::digest(format!("{AS}+{CK}+{method}+{url}+{}+{ts}", signed.1));
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let header = |name| http::HeaderName::from_static(name);
+    let headers = [
+        (header("x-ovh-application"), HeaderValue::from_static(AK)),
+        (header("x-ovh-consumer"), HeaderValue::from_static(CK)),
+        (header("x-ovh-timestamp"), HeaderValue::from(ts)),
+        (
+            header("x-ovh-signature"),
+            HeaderValue::from_str(&format!("$1${hex}")).unwrap(),
+        ),
+        (
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ),
+    ];
+    let api = HttpApi::new("ovh", &server.base_url()).unwrap();
+    api.send(method, target, &headers, Bytes::from(body))
+        .await
+        .unwrap()
 }

@@ -11,7 +11,8 @@ use fake::{set, Account, FakeRoute53};
 use super::request::error_parts;
 use super::*;
 use crate::dns::providers::test_support::{
-    assert_refused, assert_zone_not_found, quoted, two_values_share_one_set, Words, CHALLENGE,
+    apex_keeps_its_other_values, asked_again_until_it_gives_up, assert_refused_everywhere,
+    assert_zone_not_found, two_values_share_one_set, First, Words, CHALLENGE,
 };
 
 const KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
@@ -84,16 +85,9 @@ async fn validate_lists_the_public_zones_across_pages() {
 async fn a_wrong_secret_is_refused_with_route53s_words_and_no_secret() {
     let fake = fake().await;
     let wrong = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYWRONGKEYXX";
-    let err = provider_with(&fake, KEY_ID, wrong, None)
-        .validate()
-        .await
-        .unwrap_err();
-    assert_refused(
-        &err,
-        NAME,
-        Words::StartingWith("SignatureDoesNotMatch: The request signature we calculated"),
-        &[wrong, KEY_ID],
-    );
+    let words = Words::StartingWith("SignatureDoesNotMatch: The request signature we calculated");
+    let r53 = provider_with(&fake, KEY_ID, wrong, None);
+    assert_refused_everywhere(&r53, NAME, words, &[wrong, KEY_ID]).await;
     assert!(
         fake.log().is_empty(),
         "the fake let a bad signature through"
@@ -103,18 +97,9 @@ async fn a_wrong_secret_is_refused_with_route53s_words_and_no_secret() {
 #[tokio::test]
 async fn an_unknown_key_is_refused() {
     let fake = fake().await;
-    let err = provider_with(&fake, "AKIAUNKNOWNKEY000000", SECRET, None)
-        .validate()
-        .await
-        .unwrap_err();
-    assert_refused(
-        &err,
-        NAME,
-        Words::Exactly(
-            "InvalidClientTokenId: The security token included in the request is invalid.",
-        ),
-        &[],
-    );
+    let words = "InvalidClientTokenId: The security token included in the request is invalid.";
+    let r53 = provider_with(&fake, "AKIAUNKNOWNKEY000000", SECRET, None);
+    assert_refused_everywhere(&r53, NAME, Words::Exactly(words), &[]).await;
 }
 
 #[tokio::test]
@@ -163,53 +148,21 @@ async fn the_apex_keeps_its_other_records_and_sub_names_stay_apart() {
         "Z1EXAMPLECOM",
         set("www.example.com.", "A", 300, &["192.0.2.1"]),
     );
-    let r53 = provider(&fake);
-    // Nothing at the sub-name: the listing starts at the next name, which
-    // must not be taken for ours.
-    r53.present("example.com", "_acme-challenge.www.example.com", "sub")
-        .await
-        .unwrap();
-    r53.present("example.com", "example.com", "apex")
-        .await
-        .unwrap();
-
-    let apex = fake.get("Z1EXAMPLECOM", "example.com", "TXT").unwrap();
-    assert_eq!(
-        (apex.ttl, apex.values),
-        (
-            300,
-            vec!["\"v=spf1 -all\"".to_owned(), "\"apex\"".to_owned()]
-        )
-    );
-    assert_eq!(
-        fake.get("Z1EXAMPLECOM", "_acme-challenge.www.example.com", "TXT")
-            .unwrap()
-            .values,
-        quoted(&["sub"])
-    );
-    assert_eq!(
-        fake.get("Z1EXAMPLECOM", "example.com", "NS")
-            .unwrap()
-            .values
-            .len(),
-        1
-    );
-
-    r53.cleanup("example.com", "example.com", "apex")
-        .await
-        .unwrap();
-    assert_eq!(
-        fake.get("Z1EXAMPLECOM", "example.com", "TXT")
-            .unwrap()
-            .values,
-        ["\"v=spf1 -all\""]
-    );
-    r53.cleanup("example.com", "_acme-challenge.www.example.com", "sub")
-        .await
-        .unwrap();
-    assert!(fake
-        .get("Z1EXAMPLECOM", "_acme-challenge.www.example.com", "TXT")
-        .is_none());
+    // Nothing at the sub-name at first: the listing starts at the next
+    // name, which must not be taken for ours.
+    apex_keeps_its_other_values(
+        &provider(&fake),
+        First::SubName,
+        |name| {
+            fake.get("Z1EXAMPLECOM", name, "TXT")
+                .map(|set| (u64::from(set.ttl), set.values))
+        },
+        || {
+            let ns = fake.get("Z1EXAMPLECOM", "example.com", "NS").unwrap();
+            assert_eq!(ns.values.len(), 1);
+        },
+    )
+    .await;
     assert!(fake.get("Z1EXAMPLECOM", "www.example.com", "A").is_some());
 }
 
@@ -258,25 +211,18 @@ async fn zones_it_cannot_see_are_not_found() {
 #[tokio::test]
 async fn a_busy_route53_is_asked_again() {
     let fake = fake().await;
-    let r53 = provider(&fake);
-    fake.busy(1);
-    r53.present("example.com", CHALLENGE, "v").await.unwrap();
-    assert_eq!(
-        fake.get("Z1EXAMPLECOM", CHALLENGE, "TXT").unwrap().values,
-        quoted(&["v"])
-    );
-    fake.busy(ATTEMPTS);
-    let err = r53
-        .cleanup("example.com", CHALLENGE, "v")
-        .await
-        .unwrap_err();
-    let DnsError::Api {
-        status, message, ..
-    } = &err
-    else {
-        panic!("{err:?}")
-    };
-    assert_eq!(*status, 400);
+    let (status, message) = asked_again_until_it_gives_up(
+        &provider(&fake),
+        "example.com",
+        ATTEMPTS,
+        |n| fake.busy(n),
+        || {
+            fake.get("Z1EXAMPLECOM", CHALLENGE, "TXT")
+                .map(|set| set.values)
+        },
+    )
+    .await;
+    assert_eq!(status, 400);
     assert!(
         message.starts_with("PriorRequestNotComplete: "),
         "{message}"
@@ -326,63 +272,45 @@ async fn the_fake_checks_what_was_signed() {
     let fake = fake().await;
     let r53 = provider(&fake);
     let api = HttpApi::new(NAME, &fake.url()).unwrap();
+    let zones = "/2013-04-01/hostedzone";
+    let refused = (403, "SignatureDoesNotMatch".to_owned());
     // Signed for one query, sent with another.
-    let headers = r53
-        .signed_headers("GET", "/2013-04-01/hostedzone", "maxitems=1", b"")
-        .unwrap();
-    let answer = api
-        .send(
-            Method::GET,
-            "/2013-04-01/hostedzone?maxitems=2",
-            &headers,
-            Bytes::new(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(answer.status, 403);
+    let headers = r53.signed_headers("GET", zones, "maxitems=1", b"").unwrap();
+    let target = format!("{zones}?maxitems=2");
     assert_eq!(
-        error_parts(&String::from_utf8_lossy(&answer.body)).0,
-        "SignatureDoesNotMatch"
+        sent(&api, Method::GET, &target, &headers, b"").await,
+        refused
     );
     // Signed for one body, sent with another.
     let path = "/2013-04-01/hostedzone/Z1EXAMPLECOM/rrset";
     let headers = r53.signed_headers("POST", path, "", b"<a/>").unwrap();
-    let answer = api
-        .send(Method::POST, path, &headers, Bytes::from_static(b"<b/>"))
-        .await
-        .unwrap();
     assert_eq!(
-        (
-            answer.status,
-            error_parts(&String::from_utf8_lossy(&answer.body))
-                .0
-                .as_str()
-        ),
-        (403, "SignatureDoesNotMatch")
+        sent(&api, Method::POST, path, &headers, b"<b/>").await,
+        refused
     );
     // Signed as it is sent: accepted.
-    let headers = r53
-        .signed_headers("GET", "/2013-04-01/hostedzone", "maxitems=1", b"")
-        .unwrap();
-    let answer = api
-        .send(
-            Method::GET,
-            "/2013-04-01/hostedzone?maxitems=1",
-            &headers,
-            Bytes::new(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(answer.status, 200);
+    let headers = r53.signed_headers("GET", zones, "maxitems=1", b"").unwrap();
+    let target = format!("{zones}?maxitems=1");
+    assert_eq!(sent(&api, Method::GET, &target, &headers, b"").await.0, 200);
     // Unsigned: refused.
+    let (_, code) = sent(&api, Method::GET, zones, &[], b"").await;
+    assert_eq!(code, "MissingAuthenticationToken");
+}
+
+/// Sends a request as it is given: the status and the error `Code`.
+async fn sent(
+    api: &HttpApi,
+    method: Method,
+    target: &str,
+    headers: &[(http::HeaderName, http::HeaderValue)],
+    body: &'static [u8],
+) -> (u16, String) {
     let answer = api
-        .send(Method::GET, "/2013-04-01/hostedzone", &[], Bytes::new())
+        .send(method, target, headers, Bytes::from_static(body))
         .await
         .unwrap();
-    assert_eq!(
-        error_parts(&String::from_utf8_lossy(&answer.body)).0,
-        "MissingAuthenticationToken"
-    );
+    let (code, _) = error_parts(&String::from_utf8_lossy(&answer.body));
+    (answer.status, code)
 }
 
 #[test]

@@ -115,41 +115,26 @@ pub(in crate::dns::providers) async fn two_values_coexist(
     count: impl Fn() -> usize,
     mut then: impl FnMut(Step),
 ) {
-    provider
-        .present(ZONE, CHALLENGE, "value-for-wildcard")
-        .await
-        .unwrap();
-    provider
-        .present(ZONE, CHALLENGE, "value-for-apex")
-        .await
-        .unwrap();
-    assert_eq!(values(), ["value-for-apex", "value-for-wildcard"]);
+    let (wildcard, apex) = ("value-for-wildcard", "value-for-apex");
+    let present = |value| provider.present(ZONE, CHALLENGE, value);
+    let cleanup = |value| provider.cleanup(ZONE, CHALLENGE, value);
+    present(wildcard).await.unwrap();
+    present(apex).await.unwrap();
+    assert_eq!(values(), [apex, wildcard]);
     then(Step::Presented);
 
     // Presenting again is a no-op, not a duplicate.
-    provider
-        .present(ZONE, CHALLENGE, "value-for-apex")
-        .await
-        .unwrap();
+    present(apex).await.unwrap();
     assert_eq!(count(), 2);
 
-    provider
-        .cleanup(ZONE, CHALLENGE, "value-for-wildcard")
-        .await
-        .unwrap();
-    assert_eq!(values(), ["value-for-apex"]);
+    cleanup(wildcard).await.unwrap();
+    assert_eq!(values(), [apex]);
     then(Step::CleanedUp);
 
     // Already gone: fine, and the other value stays.
-    provider
-        .cleanup(ZONE, CHALLENGE, "value-for-wildcard")
-        .await
-        .unwrap();
-    provider
-        .cleanup(ZONE, CHALLENGE, "never-presented")
-        .await
-        .unwrap();
-    assert_eq!(values(), ["value-for-apex"]);
+    cleanup(wildcard).await.unwrap();
+    cleanup("never-presented").await.unwrap();
+    assert_eq!(values(), [apex]);
     then(Step::CleanedUpAgain);
 }
 
@@ -221,4 +206,71 @@ pub(in crate::dns::providers) async fn two_values_share_one_set(
         .await
         .unwrap();
     assert_eq!(posts(), before, "cleaning a gone value changed something");
+}
+
+/// Which name [`apex_keeps_its_other_values`] presents at first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::dns::providers) enum First {
+    /// The zone's apex.
+    Apex,
+    /// `_acme-challenge.www`, below it.
+    SubName,
+}
+
+/// For APIs that keep a name's values in one record set, where the apex
+/// already holds the TXT set `"v=spf1 -all"` with TTL 300: a value joins
+/// that set (keeping its TTL) and leaves it as it was; a value at
+/// `_acme-challenge.www` gets a set of its own and leaves with it. `set`
+/// reads the TXT set at a name (no dot) as (TTL, data); `then` checks
+/// more once both values are there.
+pub(in crate::dns::providers) async fn apex_keeps_its_other_values(
+    provider: &dyn DnsProvider,
+    first: First,
+    set: impl Fn(&str) -> Option<(u64, Vec<String>)>,
+    then: impl FnOnce(),
+) {
+    let sub = "_acme-challenge.www.example.com";
+    let mut values = [(ZONE, "apex"), (sub, "sub")];
+    if first == First::SubName {
+        values.reverse();
+    }
+    for (name, value) in values {
+        provider.present(ZONE, name, value).await.unwrap();
+    }
+    let spf = "\"v=spf1 -all\"".to_owned();
+    assert_eq!(
+        set(ZONE),
+        Some((300, vec![spf.clone(), "\"apex\"".to_owned()]))
+    );
+    assert_eq!(set(sub).map(|(_, data)| data), Some(quoted(&["sub"])));
+    then();
+
+    provider.cleanup(ZONE, ZONE, "apex").await.unwrap();
+    assert_eq!(set(ZONE).map(|(_, data)| data), Some(vec![spf]));
+    provider.cleanup(ZONE, sub, "sub").await.unwrap();
+    assert!(set(sub).is_none());
+}
+
+/// For APIs that may turn a change away for now: turned away once
+/// (`busy(1)`), a value at `_acme-challenge.{zone}` is still presented
+/// (`data` reads the set there); turned away `busy(attempts)` times, its
+/// cleanup gives up with the API's error, returned as (status, message).
+pub(in crate::dns::providers) async fn asked_again_until_it_gives_up(
+    provider: &dyn DnsProvider,
+    zone: &str,
+    attempts: u32,
+    busy: impl Fn(u32),
+    data: impl Fn() -> Option<Vec<String>>,
+) -> (u16, String) {
+    let name = format!("_acme-challenge.{zone}");
+    busy(1);
+    provider.present(zone, &name, "v").await.unwrap();
+    assert_eq!(data(), Some(quoted(&["v"])));
+    busy(attempts);
+    match provider.cleanup(zone, &name, "v").await.unwrap_err() {
+        DnsError::Api {
+            status, message, ..
+        } => (status, message),
+        other => panic!("expected Api, got {other:?}"),
+    }
 }

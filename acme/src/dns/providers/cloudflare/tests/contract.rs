@@ -146,6 +146,19 @@ fn check_query(
     Ok((page, size))
 }
 
+/// The name of the zone with id `zone_id`, or the 404 for an unknown id.
+fn zone_name(s: &State, zone_id: &str) -> Result<String, (u16, Value)> {
+    s.zones
+        .iter()
+        .find(|(id, _)| id == zone_id)
+        .map(|(_, n)| n.clone())
+        .ok_or_else(|| {
+            let message =
+                "Could not route to /zones/..., perhaps your object identifier is invalid?";
+            (404, failure(7003, message))
+        })
+}
+
 fn handle(state: &Mutex<State>, req: &Req) -> (u16, Value) {
     let bearer = req
         .header("authorization")
@@ -185,19 +198,9 @@ fn handle(state: &Mutex<State>, req: &Req) -> (u16, Value) {
         }
         (_, ["zones"]) => (405, failure(7000, "No route for that URI")),
         (&Method::GET, ["zones", zone_id, "dns_records"]) => {
-            let Some(zone) = s
-                .zones
-                .iter()
-                .find(|(id, _)| id == zone_id)
-                .map(|(_, n)| n.clone())
-            else {
-                return (
-                    404,
-                    failure(
-                        7003,
-                        "Could not route to /zones/..., perhaps your object identifier is invalid?",
-                    ),
-                );
+            let zone = match zone_name(&s, zone_id) {
+                Ok(zone) => zone,
+                Err(refusal) => return refusal,
             };
             let (page, per_page) = match check_query(
                 req,
@@ -219,19 +222,9 @@ fn handle(state: &Mutex<State>, req: &Req) -> (u16, Value) {
             (200, list(records, page, per_page))
         }
         (&Method::POST, ["zones", zone_id, "dns_records"]) => {
-            let Some(zone) = s
-                .zones
-                .iter()
-                .find(|(id, _)| id == zone_id)
-                .map(|(_, n)| n.clone())
-            else {
-                return (
-                    404,
-                    failure(
-                        7003,
-                        "Could not route to /zones/..., perhaps your object identifier is invalid?",
-                    ),
-                );
+            let zone = match zone_name(&s, zone_id) {
+                Ok(zone) => zone,
+                Err(refusal) => return refusal,
             };
             if !req.query.is_empty() {
                 return (400, failure(1001, "Unknown query parameter"));

@@ -497,19 +497,20 @@ fn change(state: &mut State, zone_name: &str, req: &Req) -> Answer {
             "The 'entity.change' is empty",
         );
     }
+    let invalid = |message: &str| {
+        google_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            "invalid",
+            message,
+        )
+    };
     let mut rrsets = zone.rrsets.clone();
     for (i, deletion) in deletions.iter().enumerate() {
         let what = format!("entity.change.deletions[{i}]");
         let set = match read_rrset(deletion, zone, &what) {
             Ok(set) => set,
-            Err(message) => {
-                return google_error(
-                    StatusCode::BAD_REQUEST,
-                    "INVALID_ARGUMENT",
-                    "invalid",
-                    &message,
-                )
-            }
+            Err(message) => return invalid(&message),
         };
         match rrsets.iter().position(|s| *s == set) {
             Some(at) => {
@@ -543,14 +544,7 @@ fn change(state: &mut State, zone_name: &str, req: &Req) -> Answer {
         let what = format!("entity.change.additions[{i}]");
         let set = match read_rrset(addition, zone, &what) {
             Ok(set) => set,
-            Err(message) => {
-                return google_error(
-                    StatusCode::BAD_REQUEST,
-                    "INVALID_ARGUMENT",
-                    "invalid",
-                    &message,
-                )
-            }
+            Err(message) => return invalid(&message),
         };
         if rrsets
             .iter()
