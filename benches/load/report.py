@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""Renders the load harness's raw results (benches/load/run) as one markdown
+table: the median over the runs for each proxy, the best peer, and the ratio
+Portcullis / best peer, next to issue 7's target.
+
+    report.py RESULTS.tsv NOTES.txt --proxies "portcullis nginx ..." \
+        --runs N --duration S --certs N --command CMD --versions TEXT
+
+RESULTS.tsv lines: proxy, metric, run, value.
+"""
+
+import argparse
+import datetime
+import math
+import platform
+import statistics
+import subprocess
+from collections import defaultdict
+
+NAMES = {"portcullis": "Portcullis", "nginx": "nginx", "haproxy": "haproxy", "caddy": "caddy"}
+HIGHER, LOWER, ZERO = "higher", "lower", "zero"
+
+
+def rows(certs):
+    """(label, metric, better, target ratio or absolute target, scale, format)."""
+    k = f"{certs // 1000}k" if certs % 1000 == 0 and certs >= 1000 else str(certs)
+    return [
+        ("HTTP/1.1 keep-alive, requests/s", "h1_rps", HIGHER, ("ratio", 1.1), 1, "{:,.0f}"),
+        ("HTTP/1.1 keep-alive, p50 latency (ms)", "h1_p50_ms", LOWER, None, 1, "{:.2f}"),
+        ("HTTP/1.1 keep-alive, p99 latency (ms)", "h1_p99_ms", LOWER, ("ratio", 1.0), 1, "{:.2f}"),
+        ("HTTP/2 multiplexed, requests/s", "h2_rps", HIGHER, ("ratio", 1.1), 1, "{:,.0f}"),
+        ("HTTP/2 multiplexed, mean latency (ms)", "h2_mean_ms", LOWER, None, 1, "{:.2f}"),
+        ("New TLS connections/s, resumed (1 request each)", "resumed_rps", HIGHER, None, 1, "{:,.0f}"),
+        ("New TLS connections/s, full handshake (1 request each)", "full_rps", HIGHER, ("ratio", 1.2), 1, "{:,.0f}"),
+        ("Proxy CPU per request, HTTP/1.1 (µs)", "h1_cpu_us", LOWER, ("ratio", 0.8), 1, "{:.1f}"),
+        ("Proxy CPU per request, HTTP/2 (µs)", "h2_cpu_us", LOWER, ("ratio", 0.8), 1, "{:.1f}"),
+        ("Proxy CPU per resumed handshake + request (µs)", "resumed_cpu_us", LOWER, None, 1, "{:.0f}"),
+        ("Proxy CPU per full handshake + request (µs)", "full_cpu_us", LOWER, ("ratio", 0.5), 1, "{:.0f}"),
+        ("Peak memory under load (MiB)", "peak_kib", LOWER, None, 1 / 1024, "{:.1f}"),
+        ("Idle memory, 1 certificate (MiB)", "idle_kib", LOWER, None, 1 / 1024, "{:.1f}"),
+        (f"Idle memory, {k} certificates (MiB)", "idle_certs_kib", LOWER, None, 1 / 1024, "{:.1f}"),
+        ("Idle memory per loaded certificate (KiB)", "per_cert_kib", LOWER, ("below", 8), 1, "{:.2f}"),
+        ("Failed requests while swapping 10×/s (all runs)", "swap_failed", ZERO, ("zero", 0), 1, "{:.0f}"),
+        ("HTTP/1.1 requests/s while swapping 10×/s", "swap_rps", HIGHER, None, 1, "{:,.0f}"),
+        ("Swaps made per run (Portcullis: applied)", "swaps", HIGHER, None, 1, "{:.0f}"),
+        ("Failed requests in the other runs (all runs)", "other_failed", ZERO, None, 1, "{:.0f}"),
+    ]
+
+
+def load(path):
+    data = defaultdict(lambda: defaultdict(list))
+    with open(path) as f:
+        for line in f:
+            proxy, metric, _run, value = line.rstrip("\n").split("\t")
+            try:
+                data[proxy][metric].append(float(value))
+            except ValueError:
+                pass
+    return data
+
+
+def summarize(data, certs):
+    """One number per proxy and metric: the median over runs, except peaks
+    (the maximum) and failure counts (the sum)."""
+    out = defaultdict(dict)
+    for proxy, metrics in data.items():
+        for metric, values in metrics.items():
+            values = [v for v in values if not math.isnan(v)]
+            if not values:
+                continue
+            if metric == "peak_kib":
+                out[proxy][metric] = max(values)
+            elif metric.endswith("_failed"):
+                out[proxy][metric] = sum(values)
+            else:
+                out[proxy][metric] = statistics.median(values)
+        m = out[proxy]
+        if "idle_certs_kib" in m and "idle_kib" in m and certs:
+            m["per_cert_kib"] = (m["idle_certs_kib"] - m["idle_kib"]) / certs
+        others = [m[k] for k in ("h1_failed", "h2_failed", "resumed_failed", "full_failed") if k in m]
+        if others:
+            m["other_failed"] = sum(others)
+        if proxy == "portcullis" and "swaps_applied" in m:
+            m["swaps"] = m["swaps_applied"]
+    return out
+
+
+def verdict(value, best, better, target):
+    if target is None or value is None:
+        return ""
+    kind, t = target
+    if kind == "zero":
+        return "met" if value == 0 else "MISSED"
+    if kind == "below":
+        return "met" if value < t else "MISSED"
+    if best is None or best == 0:
+        return ""
+    ratio = value / best
+    ok = ratio >= t if better == HIGHER else ratio <= t
+    return "met" if ok else "MISSED"
+
+
+def target_text(target, better):
+    if target is None:
+        return ""
+    kind, t = target
+    if kind == "zero":
+        return "0"
+    if kind == "below":
+        return f"< {t} KiB"
+    return f"{'≥' if better == HIGHER else '≤'} {t}× best peer"
+
+
+def cpu_model():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("results")
+    ap.add_argument("notes")
+    ap.add_argument("--proxies", required=True)
+    ap.add_argument("--runs", type=int, required=True)
+    ap.add_argument("--duration", type=int, required=True)
+    ap.add_argument("--certs", type=int, required=True)
+    ap.add_argument("--command", required=True)
+    ap.add_argument("--versions", required=True)
+    args = ap.parse_args()
+
+    proxies = args.proxies.split()
+    peers = [p for p in proxies if p != "portcullis"]
+    stats = summarize(load(args.results), args.certs)
+    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    mem = subprocess.run(["free", "-g"], capture_output=True, text=True).stdout.split("\n")[1].split()[1]
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+    def fmt(value, scale, spec):
+        return "—" if value is None else spec.format(value * scale)
+
+    header = [NAMES.get(p, p) for p in proxies] + ["backend direct"]
+    lines = [
+        "| measurement | " + " | ".join(header) + " | best peer | Portcullis / best peer | target | |",
+        "|---|" + "---:|" * (len(header) + 2) + "---|---|",
+    ]
+    for label, metric, better, target, scale, spec in rows(args.certs):
+        values = {p: stats.get(p, {}).get(metric) for p in proxies}
+        ceiling = stats.get("backend", {}).get(metric.replace("h1_", "ceiling_"))
+        if not metric.startswith("h1_"):
+            ceiling = None
+        peer_values = [(values[p], p) for p in peers if values[p] is not None]
+        best = None
+        if peer_values:
+            pick = max if better == HIGHER else min
+            best = pick(peer_values)
+        mine = values.get("portcullis")
+        ratio = "—"
+        if best is not None and mine is not None and better != ZERO and best[0]:
+            ratio = f"{mine / best[0]:.2f}"
+        best_text = "—" if best is None else f"{fmt(best[0], scale, spec)} ({NAMES[best[1]]})"
+        cells = [fmt(values[p], scale, spec) for p in proxies] + [fmt(ceiling, scale, spec)]
+        lines.append(
+            f"| {label} | "
+            + " | ".join(cells)
+            + f" | {best_text} | {ratio} | {target_text(target, better)} | "
+            + verdict(mine, best[0] if best else None, better, target)
+            + " |"
+        )
+
+    notes = [n for n in open(args.notes).read().splitlines() if n.strip()]
+    out = [
+        "# Benchmarks",
+        "",
+        f"Measured {now} on {nproc} cores ({cpu_model()}, {mem} GiB) by `{args.command}`:"
+        f" median of {args.runs} run(s) × {args.duration} s per measurement, the proxies"
+        " interleaved. Every server and load generator ran on this one machine, over"
+        " 127.0.0.1, so the load generator (one thread) competes with the proxy for the"
+        " cores: the CPU-per-request rows are the fairer comparison.",
+        "",
+        f"Versions: {args.versions}.",
+        "",
+        *lines,
+        "",
+        "How each row is measured (benches/load/run; README.md, \"Benchmarks\"):",
+        "",
+        "- Every proxy terminates TLS 1.2/1.3 for the same ECDSA P-256 certificate"
+        " (`localhost`) and forwards to the same backend (nginx, one worker, a fixed"
+        " 25-byte response) over pooled keep-alive connections, with access logs off and"
+        " `X-Forwarded-*` headers set; the client negotiates X25519.",
+        "- HTTP/1.1: `wrk -t1 -c64 -d<S>s --latency https://localhost:<port>/`."
+        " HTTP/2: `h2load -t1 -c16 -m16 -D <S> https://localhost:<port>/` (mean latency:"
+        " h2load's \"time for request\").",
+        "- New TLS connections: `wrk -t1 -c64 -d<S>s -H 'Connection: close'`, one"
+        " request per connection. wrk resumes the previous session on reconnect"
+        " (`resumed` row); for the `full handshake` row an LD_PRELOAD shim"
+        " (benches/load/noresume.c) clears the client's session before each handshake,"
+        " so no connection resumes.",
+        "- Proxy CPU: user+system time of the proxy's processes from /proc/<pid>/stat"
+        " (including reaped children) over the run, divided by the requests wrk or"
+        " h2load completed. `backend direct` is the backend hit without a proxy"
+        " (plain HTTP, same wrk command): the ceiling, and its own CPU per request.",
+        "- Memory: the sum of the proxy's processes' PSS (/proc/<pid>/smaps_rollup),"
+        " so forked workers' shared pages count once; peak sampled every 0.25 s during"
+        " the load runs; idle after start with the one certificate, and again after a"
+        " restart with that many more certificates (cert-i.bench.example, each with"
+        " its own P-256 key) loaded — Portcullis from [[certificates]] in a dynamic"
+        " file, nginx from one server block each, haproxy from a crt-list, caddy"
+        " from `tls { load <dir> }`.",
+        "- Swaps: during an HTTP/1.1 run like the first, 10 times a second a router and a"
+        " certificate are added (alternately two different ones): Portcullis by"
+        " rewriting a dynamic file (its watcher debounces events 150 ms, so fewer swaps"
+        " are applied than files written; the row shows those applied), nginx by"
+        " `nginx -s reload`, haproxy by a master-worker reload (SIGUSR2 to the master),"
+        " caddy by `POST /load` to its admin API. Failed = wrk socket errors + non-2xx"
+        " responses.",
+    ]
+    if notes:
+        out += ["", "Not measured or caveats:", ""] + [f"- {n}" for n in notes]
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
