@@ -11,14 +11,16 @@ RESULTS.tsv lines: proxy, metric, run, value.
 
 import argparse
 import datetime
+import json
 import math
+import os
 import platform
 import statistics
 import subprocess
 from collections import defaultdict
 
 NAMES = {"portcullis": "Portcullis", "nginx": "nginx", "haproxy": "haproxy", "caddy": "caddy"}
-HIGHER, LOWER, ZERO = "higher", "lower", "zero"
+HIGHER, LOWER, ZERO, INFO = "higher", "lower", "zero", "info"
 
 
 def rows(certs):
@@ -42,7 +44,7 @@ def rows(certs):
         ("Idle memory per loaded certificate (KiB)", "per_cert_kib", LOWER, ("below", 8), 1, "{:.2f}"),
         ("Failed requests while swapping 10×/s (all runs)", "swap_failed", ZERO, ("zero", 0), 1, "{:.0f}"),
         ("HTTP/1.1 requests/s while swapping 10×/s", "swap_rps", HIGHER, None, 1, "{:,.0f}"),
-        ("Swaps made per run (Portcullis: applied)", "swaps", HIGHER, None, 1, "{:.0f}"),
+        ("Swaps made per run (Portcullis: applied)", "swaps", INFO, None, 1, "{:.0f}"),
         ("Failed requests in the other runs (all runs)", "other_failed", ZERO, None, 1, "{:.0f}"),
     ]
 
@@ -129,6 +131,7 @@ def main():
     ap.add_argument("--certs", type=int, required=True)
     ap.add_argument("--command", required=True)
     ap.add_argument("--versions", required=True)
+    ap.add_argument("--criterion", help="criterion's output directory (target/criterion)")
     args = ap.parse_args()
 
     proxies = args.proxies.split()
@@ -136,7 +139,10 @@ def main():
     stats = summarize(load(args.results), args.certs)
     nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
     mem = subprocess.run(["free", "-g"], capture_output=True, text=True).stdout.split("\n")[1].split()[1]
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    # The time of the last measurement recorded, so a re-render keeps the run's date.
+    now = datetime.datetime.fromtimestamp(
+        os.path.getmtime(args.results), datetime.timezone.utc
+    ).strftime("%Y-%m-%d %H:%M UTC")
 
     def fmt(value, scale, spec):
         return "—" if value is None else spec.format(value * scale)
@@ -153,7 +159,7 @@ def main():
             ceiling = None
         peer_values = [(values[p], p) for p in peers if values[p] is not None]
         best = None
-        if peer_values:
+        if peer_values and better != INFO:
             pick = max if better == HIGHER else min
             best = pick(peer_values)
         mine = values.get("portcullis")
@@ -171,6 +177,13 @@ def main():
         )
 
     notes = [n for n in open(args.notes).read().splitlines() if n.strip()]
+    full = [stats[p]["full_rps"] for p in proxies if "full_rps" in stats.get(p, {})]
+    if len(full) > 1 and min(full) > 0 and max(full) / min(full) < 1.15:
+        notes.append(
+            "Full handshakes/s are within 15 % of each other for every proxy: the one wrk"
+            " thread, which does the client's half of every handshake on the same cores,"
+            " is the limit, not the proxy. Compare proxy CPU per full handshake instead."
+        )
     out = [
         "# Benchmarks",
         "",
@@ -209,8 +222,8 @@ def main():
         " its own P-256 key) loaded — Portcullis from [[certificates]] in a dynamic"
         " file, nginx from one server block each, haproxy from a crt-list, caddy"
         " from `tls { load <dir> }`.",
-        "- Swaps: during an HTTP/1.1 run like the first, 10 times a second a router and a"
-        " certificate are added (alternately two different ones): Portcullis by"
+        "- Swaps: during an HTTP/1.1 run like the first, 10 times a second router number i"
+        " and one of two certificates replace the previous swap's: Portcullis by"
         " rewriting a dynamic file (its watcher debounces events 150 ms, so fewer swaps"
         " are applied than files written; the row shows those applied), nginx by"
         " `nginx -s reload`, haproxy by a master-worker reload (SIGUSR2 to the master),"
@@ -219,7 +232,66 @@ def main():
     ]
     if notes:
         out += ["", "Not measured or caveats:", ""] + [f"- {n}" for n in notes]
+    if args.criterion:
+        out += micro_benchmarks(args.criterion)
     print("\n".join(out))
+
+
+# Criterion benchmark ids (group/function/parameter) with issue 7's targets, in ns.
+MICRO_TARGETS = {
+    "route_lookup/exact/100000": 100,
+    "route_lookup/wildcard/100000": 100,
+    "route_lookup/miss/100000": 100,
+    "swap_certs_10k/dataplane_set_managed": 20e6,
+    "swap_certs_10k/dataplane_apply_static_pem": 20e6,
+}
+
+
+def micro_benchmarks(directory):
+    """A table of the last `cargo bench` results found under `directory`."""
+    found = []
+    for root, _dirs, files in os.walk(directory):
+        if "estimates.json" in files and os.path.basename(root) == "new":
+            with open(os.path.join(root, "benchmark.json")) as f:
+                bench_id = json.load(f)["full_id"]
+            path = os.path.join(root, "estimates.json")
+            with open(path) as f:
+                median = json.load(f)["median"]
+            found.append((bench_id, median, os.path.getmtime(path)))
+    if not found:
+        return []
+    found.sort()
+    newest = max(t for _, _, t in found)
+    oldest = min(t for _, _, t in found)
+    when = lambda t: datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "",
+        "## Micro-benchmarks",
+        "",
+        f"From the last `cargo bench` on this machine ({when(oldest)} to {when(newest)}):"
+        " criterion's median with its 95 % confidence interval, per operation.",
+        "",
+        "| benchmark | median | 95 % interval | target | |",
+        "|---|---:|---:|---|---|",
+    ]
+    for bench_id, median, _ in found:
+        point = median["point_estimate"]
+        low = median["confidence_interval"]["lower_bound"]
+        high = median["confidence_interval"]["upper_bound"]
+        target = MICRO_TARGETS.get(bench_id)
+        verdict = "" if target is None else ("met" if point < target else "MISSED")
+        lines.append(
+            f"| `{bench_id}` | {duration(point)} | {duration(low)} – {duration(high)} | "
+            f"{'' if target is None else '< ' + duration(target)} | {verdict} |"
+        )
+    return lines
+
+
+def duration(ns):
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if ns >= scale:
+            return f"{ns / scale:.3g} {unit}"
+    return f"{ns:.3g} ns"
 
 
 if __name__ == "__main__":
