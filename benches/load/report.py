@@ -61,6 +61,11 @@ def load(path):
     return data
 
 
+def load_raw(path, proxy, metric):
+    """Every run's value of one metric, in run order."""
+    return load(path).get(proxy, {}).get(metric, [])
+
+
 def summarize(data, certs):
     """One number per proxy and metric: the median over runs, except peaks
     (the maximum) and failure counts (the sum)."""
@@ -177,6 +182,16 @@ def main():
         )
 
     notes = [n for n in open(args.notes).read().splitlines() if n.strip()]
+    ceilings = load_raw(args.results, "backend", "ceiling_rps")
+    if len(ceilings) > 1 and min(ceilings) > 0 and max(ceilings) / min(ceilings) > 1.1:
+        notes.append(
+            f"The backend hit directly did between {min(ceilings):,.0f} and {max(ceilings):,.0f}"
+            " requests/s from one repetition to the next: the machine was not quiet for the"
+            " whole run, so differences of that order between proxies are noise."
+        )
+    steal = load_raw(args.results, "machine", "steal_pct")
+    if steal and steal[0] >= 1:
+        notes.append(f"{steal[0]:.1f} % of the CPU time during the run was stolen by the hypervisor.")
     full = [stats[p]["full_rps"] for p in proxies if "full_rps" in stats.get(p, {})]
     if len(full) > 1 and min(full) > 0 and max(full) / min(full) < 1.15:
         notes.append(
