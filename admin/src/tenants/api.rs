@@ -77,6 +77,28 @@ fn settings(state: &AdminState) -> Result<Arc<TenantSettings>, ApiError> {
     })
 }
 
+/// The settings, and the tenant's row with its revision, when this token may see it.
+async fn existing(
+    state: &AdminState,
+    token: &TokenRecord,
+    tenant: &str,
+) -> Result<(Arc<TenantSettings>, TenantDomain, u64), ApiError> {
+    let settings = settings(state)?;
+    visible(token, tenant)?;
+    let (row, revision) = super::load(state.store.as_ref(), tenant)
+        .await?
+        .ok_or_else(|| ApiError::not_found("portal domain"))?;
+    Ok((settings, row, revision))
+}
+
+fn concurrent() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "conflict",
+        "changed concurrently; retry",
+    )
+}
+
 fn visible(token: &TokenRecord, tenant: &str) -> Result<(), ApiError> {
     match &token.tenant {
         Some(own) if own != tenant => Err(ApiError::not_found("tenant")),
@@ -293,13 +315,7 @@ pub(crate) async fn put(
     };
     super::save(state.store.as_ref(), &row, expect)
         .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                "changed concurrently; retry",
-            )
-        })?;
+        .map_err(|_| concurrent())?;
     audit::record(
         state.store.as_ref(),
         &token.name,
@@ -337,11 +353,7 @@ pub(crate) async fn refresh(
     token: &TokenRecord,
     tenant: &str,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
-    let settings = settings(state)?;
-    visible(token, tenant)?;
-    let (mut row, revision) = super::load(state.store.as_ref(), tenant)
-        .await?
-        .ok_or_else(|| ApiError::not_found("portal domain"))?;
+    let (settings, mut row, revision) = existing(state, token, tenant).await?;
     if row.status == DomainStatus::DnsFailed {
         row.advance(
             DomainStatus::PendingDns,
@@ -350,13 +362,7 @@ pub(crate) async fn refresh(
         row.verification_details.consecutive_matches = 0;
         super::save(state.store.as_ref(), &row, Expect::Revision(revision))
             .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::CONFLICT,
-                    "conflict",
-                    "changed concurrently; retry",
-                )
-            })?;
+            .map_err(|_| concurrent())?;
     }
     audit::record(
         state.store.as_ref(),
@@ -392,22 +398,12 @@ pub(crate) async fn delete(
     token: &TokenRecord,
     tenant: &str,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
-    let settings = settings(state)?;
-    visible(token, tenant)?;
-    let (mut row, revision) = super::load(state.store.as_ref(), tenant)
-        .await?
-        .ok_or_else(|| ApiError::not_found("portal domain"))?;
+    let (settings, mut row, revision) = existing(state, token, tenant).await?;
     if row.status != DomainStatus::Disabled {
         row.advance(DomainStatus::Disabled, Some("removed".into()));
         super::save(state.store.as_ref(), &row, Expect::Revision(revision))
             .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::CONFLICT,
-                    "conflict",
-                    "changed concurrently; retry",
-                )
-            })?;
+            .map_err(|_| concurrent())?;
     }
     render::reconcile(state, &settings)
         .await
