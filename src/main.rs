@@ -15,6 +15,12 @@ use clap::{Parser, Subcommand};
 use portcullis_config::Settings;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of glibc malloc: the request path allocates and frees
+/// small buffers and futures on every request, from several threads, where
+/// glibc's arenas showed as several percent of the proxy's CPU.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// An edge proxy that terminates TLS, routes by host and path, and manages its own certificates.
 #[derive(Debug, Parser)]
 #[command(name = "portcullis", version, about)]

@@ -248,13 +248,22 @@ impl DataPlane {
     /// the swapped store, session tickets for resumption.
     pub fn server_config(&self) -> Result<Arc<ServerConfig>, Error> {
         let resolver = SniResolver::new(Arc::clone(&self.certs), Arc::clone(&self.challenges));
-        let mut config = ServerConfig::builder_with_provider(Arc::clone(&self.provider))
+        let provider = Arc::new(crate::server_crypto_provider(&self.provider));
+        let mut config = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
             .with_client_cert_verifier(Arc::clone(&self.client_auth) as _)
             .with_cert_resolver(Arc::new(resolver));
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
+        // Our preference, not the client's: OpenSSL clients list
+        // AES_256_GCM_SHA384 first, whose SHA-384 key schedule costs a full
+        // handshake more than the whole X25519 exchange on CPUs where aws-lc
+        // has no accelerated SHA-512 (see server_crypto_provider).
+        config.ignore_client_order = true;
         config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
         config.session_storage = rustls::server::ServerSessionMemoryCache::new(16 * 1024);
+        // One ticket per handshake: a client resumes one connection per
+        // ticket, and each ticket is an encryption and a record to write.
+        config.send_tls13_tickets = 1;
         Ok(Arc::new(config))
     }
 }
