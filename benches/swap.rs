@@ -28,11 +28,12 @@ fn routes(c: &mut Criterion) {
     let provider = support::provider();
     let states = [support::state(SIZE, 0), support::state(SIZE, 1)];
     let serving = HashSet::new();
-    let previous = RouteTable::build(&states[0], &serving, None, &provider).expect("valid state");
+    let previous =
+        RouteTable::build(&states[0], &serving, None, &provider, 2).expect("valid state");
     group.bench_function("route_table_build", |b| {
         b.iter(|| {
             black_box(
-                RouteTable::build(&states[1], &serving, Some(&previous), &provider)
+                RouteTable::build(&states[1], &serving, Some(&previous), &provider, 2)
                     .expect("valid state"),
             )
         });

@@ -96,7 +96,7 @@ pub(crate) fn state(hosts: usize, generation: u64) -> DesiredState {
 
 /// A route table built from [`state`].
 pub(crate) fn table(hosts: usize) -> RouteTable {
-    RouteTable::build(&state(hosts, 0), &HashSet::new(), None, &provider())
+    RouteTable::build(&state(hosts, 0), &HashSet::new(), None, &provider(), 2)
         .expect("the synthetic state is valid")
 }
 
@@ -156,6 +156,7 @@ pub(crate) fn data_plane() -> Arc<DataPlane> {
         https_port: 8443,
         fallback: None,
         unknown_host_status: http::StatusCode::NOT_FOUND,
+        workers: 2,
     })
     .expect("a data plane with a generated fallback")
 }

@@ -32,6 +32,9 @@ pub const DEFAULT_DRAIN_TIMEOUT: &str = "30s";
 pub const DEFAULT_SECRET_KEY_FILE: &str = "secret.key";
 /// Default log filter (tracing-subscriber `EnvFilter` syntax).
 pub const DEFAULT_LOG_FILTER: &str = "info";
+/// Upper bound of `server.workers`: far beyond any core count, low enough
+/// that a typo (an extra zero) is caught before thousands of threads start.
+pub const MAX_WORKERS: usize = 1024;
 
 /// Validated settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,6 +77,9 @@ pub struct Settings {
         std::collections::BTreeMap<String, crate::model::template::RouterTemplate>,
     /// Status for requests whose Host no router serves: 404 or 403.
     pub unknown_host_status: u16,
+    /// Data-plane worker threads, each with its own event loop and upstream
+    /// pools; `server.workers = 0` (the default) means one per CPU.
+    pub workers: usize,
     /// Tenant custom domains, when `tenants.canonical_base` is set.
     pub tenants: Option<tenants::TenantSettings>,
 }
@@ -152,6 +158,19 @@ impl Settings {
                 ),
             ));
         }
+        if raw.server.workers > MAX_WORKERS {
+            return Err(invalid(
+                "server.workers",
+                format!(
+                    "{} is more than {MAX_WORKERS}; use 0 for one worker per CPU",
+                    raw.server.workers
+                ),
+            ));
+        }
+        let workers = match raw.server.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
         if let Some(ca) = &raw.admin.mtls_client_ca {
             if !ca.is_file() {
                 return Err(invalid(
@@ -260,6 +279,7 @@ impl Settings {
             mtls_client_ca: raw.admin.mtls_client_ca,
             router_templates,
             unknown_host_status: raw.server.unknown_host_status,
+            workers,
             tenants,
             source: path.map(Path::to_owned),
             data_dir: raw.data_dir,

@@ -34,6 +34,8 @@ pub struct DataPlaneOptions {
     pub fallback: Option<LoadedCertificate>,
     /// Status for a Host no router serves (404, or 403 to say "not here" plainly).
     pub unknown_host_status: http::StatusCode,
+    /// Data-plane worker threads (at least 1).
+    pub workers: usize,
 }
 
 /// Parsed static certificates, kept with their source so an unchanged set is not parsed again.
@@ -69,6 +71,7 @@ pub struct DataPlane {
     access_log: bool,
     https_port: u16,
     unknown_host_status: http::StatusCode,
+    workers: usize,
 }
 
 impl DataPlane {
@@ -93,6 +96,7 @@ impl DataPlane {
             access_log: options.access_log,
             https_port: options.https_port,
             unknown_host_status: options.unknown_host_status,
+            workers: options.workers.max(1),
         }))
     }
 
@@ -123,7 +127,13 @@ impl DataPlane {
             })
         };
         let serving = self.applied.load().serving.clone();
-        let table = RouteTable::build(state, &serving, Some(&self.routes.load()), &self.provider)?;
+        let table = RouteTable::build(
+            state,
+            &serving,
+            Some(&self.routes.load()),
+            &self.provider,
+            self.workers,
+        )?;
         self.client_auth.set_roots(table.client_roots());
         self.routes.store(Arc::new(table));
         self.applied.store(Arc::new(Applied {
@@ -156,6 +166,7 @@ impl DataPlane {
                 &serving,
                 Some(&self.routes.load()),
                 &self.provider,
+                self.workers,
             )?;
             self.client_auth.set_roots(table.client_roots());
             self.routes.store(Arc::new(table));
@@ -236,6 +247,11 @@ impl DataPlane {
     /// Status for a Host no router serves.
     pub fn unknown_host_status(&self) -> http::StatusCode {
         self.unknown_host_status
+    }
+
+    /// How many worker threads serve the listeners.
+    pub fn workers(&self) -> usize {
+        self.workers
     }
 
     /// The port `web` redirects to.

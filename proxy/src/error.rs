@@ -16,6 +16,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A data-plane worker could not start (thread, runtime or socket).
+    #[error("could not start the data-plane {what}: {source}")]
+    Serve {
+        /// What failed: `worker thread`, `worker runtime`, `worker listener`.
+        what: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Certificate or key material could not be loaded.
     #[error("certificate from {source_name}: {message}")]
     Certificate {

@@ -26,6 +26,7 @@ mod route_plan;
 mod route_table;
 mod sni_resolver;
 mod upstream;
+mod worker;
 
 pub use access_log::TARGET as ACCESS_LOG_TARGET;
 pub use cert_store::CertStore;

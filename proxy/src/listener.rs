@@ -11,6 +11,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use portcullis_config::model::Entrypoint;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::dataplane::DataPlane;
@@ -55,52 +56,160 @@ impl Listeners {
 
     /// Serves until `shutdown` completes, then stops accepting and gives
     /// in-flight requests up to `drain` to finish.
+    ///
+    /// Connections are served by [`DataPlane::workers`] threads, each with its
+    /// own single-threaded runtime, accepting from the same two sockets. A
+    /// connection lives on the worker that accepted it, with the upstream
+    /// connections it uses (see [`crate::worker`]); an idle worker reaches
+    /// the accept queue first, which spreads new connections by load.
     pub async fn serve(
         self,
         plane: Arc<DataPlane>,
         shutdown: impl Future<Output = ()> + Send,
         drain: Duration,
     ) -> Result<(), Error> {
-        let tls = TlsAcceptor::from(plane.server_config()?);
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT);
-        builder.http2().timer(TokioTimer::new());
-        let builder = Arc::new(builder);
+        let shared = Arc::new(Shared {
+            tls: TlsAcceptor::from(plane.server_config()?),
+            builder: http_builder(),
+            plane,
+        });
+        let web = self.web.into_std().map_err(socket_error)?;
+        let websecure = self.websecure.into_std().map_err(socket_error)?;
+        let (stop, stopped) = watch::channel(false);
+        let mut finished = Vec::new();
+        for index in 0..shared.plane.workers() {
+            let sockets = (
+                web.try_clone().map_err(socket_error)?,
+                websecure.try_clone().map_err(socket_error)?,
+            );
+            let (done, finished_rx) = oneshot::channel();
+            let worker = Worker {
+                index,
+                shared: Arc::clone(&shared),
+                stopped: stopped.clone(),
+                drain,
+            };
+            std::thread::Builder::new()
+                .name(format!("portcullis-worker-{index}"))
+                .spawn(move || {
+                    let _ = done.send(worker.run(sockets));
+                })
+                .map_err(|source| Error::Serve {
+                    what: "worker thread",
+                    source,
+                })?;
+            finished.push(finished_rx);
+        }
+        // The workers hold their own copies of the sockets.
+        drop((web, websecure));
+        let mut first_error = None;
+        tokio::select! {
+            () = shutdown => {}
+            // A worker that failed ends the whole server.
+            Some(error) = first_worker_error(&mut finished) => first_error = Some(error),
+        }
+        tracing::info!(drain_timeout = ?drain, "stopped accepting; draining in-flight requests");
+        let _ = stop.send(true);
+        for worker in finished {
+            if let Ok(Err(error)) = worker.await {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+fn socket_error(source: std::io::Error) -> Error {
+    Error::Serve {
+        what: "worker listener",
+        source,
+    }
+}
+
+/// Resolves with the error of the first worker that stops with one; pends
+/// while all are running.
+async fn first_worker_error(
+    finished: &mut [oneshot::Receiver<Result<(), Error>>],
+) -> Option<Error> {
+    let mut watching: Vec<_> = finished.iter_mut().collect();
+    while !watching.is_empty() {
+        let (result, index, _) = futures_util::future::select_all(watching.iter_mut()).await;
+        watching.swap_remove(index);
+        if let Ok(Err(error)) = result {
+            return Some(error);
+        }
+    }
+    std::future::pending().await
+}
+
+/// What every worker shares: the data plane, TLS and HTTP settings.
+struct Shared {
+    plane: Arc<DataPlane>,
+    tls: TlsAcceptor,
+    builder: auto::Builder<TokioExecutor>,
+}
+
+fn http_builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    builder
+}
+
+/// One data-plane thread: its runtime, accept loops and connections.
+struct Worker {
+    index: usize,
+    shared: Arc<Shared>,
+    stopped: watch::Receiver<bool>,
+    drain: Duration,
+}
+
+impl Worker {
+    fn run(
+        self,
+        (web, websecure): (std::net::TcpListener, std::net::TcpListener),
+    ) -> Result<(), Error> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| Error::Serve {
+                what: "worker runtime",
+                source,
+            })?;
+        crate::worker::enter(self.index);
+        runtime.block_on(self.serve(web, websecure))
+    }
+
+    async fn serve(
+        mut self,
+        web: std::net::TcpListener,
+        websecure: std::net::TcpListener,
+    ) -> Result<(), Error> {
+        let web = TcpListener::from_std(web).map_err(socket_error)?;
+        let websecure = TcpListener::from_std(websecure).map_err(socket_error)?;
         let graceful = GracefulShutdown::new();
         let accept = async {
             tokio::join!(
-                accept_loop(
-                    &self.web,
-                    Entrypoint::Web,
-                    &plane,
-                    &builder,
-                    None,
-                    &graceful
-                ),
-                accept_loop(
-                    &self.websecure,
-                    Entrypoint::Websecure,
-                    &plane,
-                    &builder,
-                    Some(&tls),
-                    &graceful
-                ),
+                accept_loop(&web, Entrypoint::Web, &self.shared, &graceful),
+                accept_loop(&websecure, Entrypoint::Websecure, &self.shared, &graceful),
             )
         };
         tokio::select! {
             _ = accept => {}
-            () = shutdown => {}
+            _ = self.stopped.wait_for(|stop| *stop) => {}
         }
-        drop(self);
-        tracing::info!(drain_timeout = ?drain, "stopped accepting; draining in-flight requests");
-        if tokio::time::timeout(drain, graceful.shutdown())
+        drop((web, websecure));
+        if tokio::time::timeout(self.drain, graceful.shutdown())
             .await
             .is_err()
         {
-            tracing::warn!("drain timeout reached; closing remaining connections");
+            tracing::warn!(
+                worker = self.index,
+                "drain timeout reached; closing remaining connections"
+            );
         }
         Ok(())
     }
@@ -119,9 +228,7 @@ async fn bind(entrypoint: &'static str, address: SocketAddr) -> Result<TcpListen
 async fn accept_loop(
     listener: &TcpListener,
     entrypoint: Entrypoint,
-    plane: &Arc<DataPlane>,
-    builder: &Arc<auto::Builder<TokioExecutor>>,
-    tls: Option<&TlsAcceptor>,
+    shared: &Arc<Shared>,
     graceful: &GracefulShutdown,
 ) {
     loop {
@@ -136,22 +243,24 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let connection = Connection {
-            plane: Arc::clone(plane),
-            builder: Arc::clone(builder),
+            shared: Arc::clone(shared),
             watcher: graceful.watcher(),
             peer,
         };
-        match tls {
-            Some(tls) => tokio::spawn(connection.serve_tls(tls.clone(), stream)),
-            None => tokio::spawn(connection.serve_plain(stream)),
+        match entrypoint {
+            Entrypoint::Websecure => tokio::spawn(connection.serve_tls(stream)),
+            Entrypoint::Web => tokio::spawn(connection.serve_plain(stream)),
         };
+        // Start on the connection before taking another, so that a burst of
+        // connections is shared with the other workers instead of queueing
+        // behind this one.
+        tokio::task::yield_now().await;
     }
 }
 
 /// One accepted client connection.
 struct Connection {
-    plane: Arc<DataPlane>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    shared: Arc<Shared>,
     watcher: Watcher,
     peer: SocketAddr,
 }
@@ -167,11 +276,13 @@ impl Connection {
         self.serve_http(TokioIo::new(stream), info).await;
     }
 
-    async fn serve_tls(self, tls: TlsAcceptor, stream: TcpStream) {
-        let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await;
+    async fn serve_tls(self, stream: TcpStream) {
+        let handshake =
+            tokio::time::timeout(HANDSHAKE_TIMEOUT, self.shared.tls.accept(stream)).await;
+        let metrics = self.shared.plane.metrics();
         let counter = match &handshake {
-            Ok(Ok(_)) => &self.plane.metrics().handshakes,
-            _ => &self.plane.metrics().handshake_failures,
+            Ok(Ok(_)) => &metrics.handshakes,
+            _ => &metrics.handshake_failures,
         };
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let stream = match handshake {
@@ -204,10 +315,13 @@ impl Connection {
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let info = Arc::new(info);
-        let plane = self.plane;
+        let plane = Arc::clone(&self.shared.plane);
         let service =
             service_fn(move |request| handle(Arc::clone(&plane), Arc::clone(&info), request));
-        let connection = self.builder.serve_connection_with_upgrades(io, service);
+        let connection = self
+            .shared
+            .builder
+            .serve_connection_with_upgrades(io, service);
         if let Err(error) = self.watcher.watch(connection.into_owned()).await {
             tracing::debug!(peer = %self.peer, %error, "connection ended with an error");
         }

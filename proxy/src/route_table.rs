@@ -126,6 +126,7 @@ impl RouteTable {
         serving: &HashSet<String>,
         previous: Option<&RouteTable>,
         provider: &Arc<CryptoProvider>,
+        workers: usize,
     ) -> Result<Self, Error> {
         let mut table = Self::default();
         for (name, service) in &state.services {
@@ -133,7 +134,8 @@ impl RouteTable {
                 .and_then(|p| p.services.get(name.as_str()))
                 .filter(|u| u.definition() == service)
                 .map(Arc::clone);
-            let upstreams = reused.unwrap_or_else(|| Arc::new(Upstreams::new(service.clone())));
+            let upstreams =
+                reused.unwrap_or_else(|| Arc::new(Upstreams::new(service.clone(), workers)));
             table.services.insert(name.as_str().into(), upstreams);
         }
         let mut all_roots = RootCertStore::empty();

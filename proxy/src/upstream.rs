@@ -1,7 +1,7 @@
 //! A service's upstreams at run time: pooled HTTP/1.1 clients and round-robin.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::uri::Authority;
@@ -25,24 +25,19 @@ pub struct Upstreams {
     /// Parsed once so each request only clones a reference-counted buffer.
     authorities: Vec<Authority>,
     next: AtomicUsize,
-    client: Client<HttpConnector, Incoming>,
+    /// One pooled client per data-plane worker (see [`crate::worker`]),
+    /// built on first use: a pooled connection is driven by a task on the
+    /// worker that opened it, so a request only ever uses its own worker's
+    /// connections.
+    clients: Box<[OnceLock<UpstreamClient>]>,
 }
 
+type UpstreamClient = Client<HttpConnector, Incoming>;
+
 impl Upstreams {
-    /// Builds the client and address list for a validated service.
-    pub fn new(definition: Service) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(definition.connect_timeout));
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            // We always set Host ourselves, to the client's original host.
-            .set_host(false)
-            .build(connector);
+    /// Builds the address list for a validated service, with room for the
+    /// connection pools of `workers` data-plane workers.
+    pub fn new(definition: Service, workers: usize) -> Self {
         // Validated as host:port by the config crate; an address that still
         // fails to parse is dropped rather than served.
         let authorities = definition
@@ -55,8 +50,23 @@ impl Upstreams {
             definition,
             authorities,
             next: AtomicUsize::new(0),
-            client,
+            clients: (0..=workers).map(|_| OnceLock::new()).collect(),
         }
+    }
+
+    fn build_client(&self) -> UpstreamClient {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(self.definition.connect_timeout));
+        connector.set_keepalive(Some(Duration::from_secs(60)));
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            // We always set Host ourselves, to the client's original host.
+            .set_host(false)
+            .build(connector)
     }
 
     /// The definition this was built from.
@@ -79,9 +89,16 @@ impl Upstreams {
         self.authorities.get(index)
     }
 
-    /// The pooled client.
+    /// The current worker's pooled client.
     pub fn client(&self) -> &Client<HttpConnector, Incoming> {
-        &self.client
+        let slot = crate::worker::slot();
+        // A worker index beyond the slots (a table built for fewer workers)
+        // shares slot 0 rather than failing the request.
+        let cell = match self.clients.get(slot) {
+            Some(cell) => cell,
+            None => &self.clients[0],
+        };
+        cell.get_or_init(|| self.build_client())
     }
 
     /// Time allowed for the response head.

@@ -105,6 +105,7 @@ impl Default for RawFileProvider {
 pub(super) struct RawServer {
     pub(super) drain_timeout: String,
     pub(super) unknown_host_status: u16,
+    pub(super) workers: usize,
 }
 
 impl Default for RawServer {
@@ -112,6 +113,7 @@ impl Default for RawServer {
         Self {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT.to_owned(),
             unknown_host_status: 404,
+            workers: 0,
         }
     }
 }

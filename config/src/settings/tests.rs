@@ -16,6 +16,7 @@ fn embedded_default_matches_documented_defaults() {
         PathBuf::from(DEFAULT_DATA_DIR).join("dynamic")
     );
     assert_eq!(s.drain_timeout, Duration::from_secs(30));
+    assert!(s.workers >= 1, "workers = 0 means one per CPU");
 }
 
 #[test]
@@ -139,4 +140,12 @@ fn built_in_issuers_exist_and_custom_ones_are_checked() {
         let err = parse(text).unwrap_err().to_string();
         assert!(err.contains(key), "{text:?}: {err}");
     }
+}
+
+#[test]
+fn workers_are_bounded_and_named_in_the_error() {
+    assert_eq!(parse("[server]\nworkers = 3").unwrap().workers, 3);
+    let err = parse("[server]\nworkers = 100000").unwrap_err().to_string();
+    assert!(err.contains("server.workers"), "{err}");
+    assert!(err.contains("use 0 for one worker per CPU"), "{err}");
 }

@@ -148,7 +148,7 @@ impl RouteTable {
         previous: Option<&RouteTable>,
         provider: &Arc<CryptoProvider>,
     ) -> Result<Self, Error> {
-        Self::build(state, &HashSet::new(), previous, provider)
+        Self::build(state, &HashSet::new(), previous, provider, 1)
     }
 }
 
@@ -158,9 +158,9 @@ fn a_router_waits_for_its_certificate() {
     r.certificate_id = Some("cert-1".into());
     let state = state(vec![r]);
     let p = provider();
-    let waiting = RouteTable::build(&state, &HashSet::new(), None, &p).unwrap();
+    let waiting = RouteTable::build(&state, &HashSet::new(), None, &p, 1).unwrap();
     assert_eq!(routed(&waiting, "x.test", "/"), None);
     let serving: HashSet<String> = ["cert-1".to_owned()].into();
-    let live = RouteTable::build(&state, &serving, None, &p).unwrap();
+    let live = RouteTable::build(&state, &serving, None, &p, 1).unwrap();
     assert_eq!(routed(&live, "x.test", "/").as_deref(), Some("r"));
 }

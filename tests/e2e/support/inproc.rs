@@ -21,6 +21,7 @@ impl InProcess {
             https_port: 443,
             fallback: None,
             unknown_host_status: http::StatusCode::NOT_FOUND,
+            workers: 2,
         })
         .unwrap();
         let listeners = Listeners::bind(
