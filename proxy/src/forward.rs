@@ -1,27 +1,36 @@
 //! Sending a routed request to its upstream and streaming the answer back.
 
-use std::error::Error as _;
 use std::sync::Arc;
 
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use crate::headers::{self, Forwarded};
+use crate::pool::{self, ConnectError, Lease, PooledBody};
 use crate::route_table::Route;
 
 /// Why a request could not be forwarded; each maps to one status.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ForwardError {
-    /// The upstream refused or reset the connection, or sent garbage.
+    /// The upstream refused the connection.
+    #[error("upstream {upstream}: {source}")]
+    Connect {
+        /// The address tried.
+        upstream: String,
+        /// Why connecting failed.
+        #[source]
+        source: ConnectError,
+    },
+    /// The upstream reset the connection or sent something that is not HTTP.
     #[error("upstream {upstream}: {source}")]
     Upstream {
         /// The address tried.
         upstream: String,
-        /// What the client said.
+        /// What hyper said.
         #[source]
-        source: hyper_util::client::legacy::Error,
+        source: hyper::Error,
     },
     /// Connecting or waiting for the response head took too long.
     #[error("upstream {upstream}: timed out {phase}")]
@@ -41,7 +50,9 @@ impl ForwardError {
     pub(crate) fn status(&self) -> StatusCode {
         match self {
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            Self::Upstream { .. } | Self::NoUpstream => StatusCode::BAD_GATEWAY,
+            Self::Connect { .. } | Self::Upstream { .. } | Self::NoUpstream => {
+                StatusCode::BAD_GATEWAY
+            }
         }
     }
 }
@@ -67,9 +78,10 @@ pub(crate) async fn forward(
     route: &Route,
     mut request: Request<Incoming>,
     context: Context,
-) -> Result<Response<Incoming>, ForwardError> {
+) -> Result<Response<PooledBody>, ForwardError> {
     let upstreams = &route.upstreams;
-    let authority = upstreams.pick().ok_or(ForwardError::NoUpstream)?.clone();
+    let (index, authority) = upstreams.pick().ok_or(ForwardError::NoUpstream)?;
+    let pool = upstreams.pool(index).ok_or(ForwardError::NoUpstream)?;
     let upgrade = request.version() == Version::HTTP_11 && headers::is_upgrade(request.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
 
@@ -87,44 +99,43 @@ pub(crate) async fn forward(
     for (name, value) in &route.request_headers {
         parts.headers.insert(name.clone(), value.clone());
     }
-    let mut uri = http::uri::Parts::default();
-    uri.scheme = Some(Scheme::HTTP);
-    uri.authority = Some(authority.clone());
-    uri.path_and_query = Some(
-        parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/")),
-    );
-    // Parts built from a valid authority and path always form a valid URI.
-    parts.uri = Uri::from_parts(uri).unwrap_or_default();
+    // Origin form (RFC 9112 §3.2.1): the upstream gets the path and query;
+    // the Host header (set above) carries the authority.
+    let path = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    parts.uri = Uri::from(path);
     parts.version = Version::HTTP_11;
+    let request = Request::from_parts(parts, body);
 
-    let sent = upstreams.client().request(Request::from_parts(parts, body));
-    let mut response = match tokio::time::timeout(upstreams.response_timeout(), sent).await {
-        Err(_) => {
-            return Err(ForwardError::Timeout {
+    let timed_out = |phase| ForwardError::Timeout {
+        upstream: authority.to_string(),
+        phase,
+    };
+    let exchange = send(pool, authority, upstreams.connect_timeout(), request);
+    let (mut response, sender) = match tokio::time::timeout(upstreams.response_timeout(), exchange)
+        .await
+    {
+        Err(_) => return Err(timed_out("waiting for the response")),
+        Ok(Err(SendError::Connect(ConnectError::Timeout))) => return Err(timed_out("connecting")),
+        Ok(Err(SendError::Connect(source))) => {
+            return Err(ForwardError::Connect {
                 upstream: authority.to_string(),
-                phase: "waiting for the response",
+                source,
             })
         }
-        Ok(Err(source)) if is_timeout(&source) => {
-            return Err(ForwardError::Timeout {
-                upstream: authority.to_string(),
-                phase: "connecting",
-            })
-        }
-        Ok(Err(source)) => {
+        Ok(Err(SendError::Http(source))) => {
             return Err(ForwardError::Upstream {
                 upstream: authority.to_string(),
                 source,
             })
         }
-        Ok(Ok(response)) => response,
+        Ok(Ok(exchanged)) => exchanged,
     };
 
-    match client_upgrade {
+    let lease = match client_upgrade {
         Some(client_upgrade) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
             let upstream_upgrade = hyper::upgrade::on(&mut response);
             tokio::spawn(tunnel(
@@ -132,10 +143,50 @@ pub(crate) async fn forward(
                 client_upgrade,
                 upstream_upgrade,
             ));
+            // The connection now belongs to the tunnel.
+            None
         }
-        _ => headers::strip_hop_by_hop(response.headers_mut(), false),
-    }
-    Ok(response)
+        _ => {
+            headers::strip_hop_by_hop(response.headers_mut(), false);
+            Some(Lease::new(Arc::clone(pool), sender))
+        }
+    };
+    Ok(response.map(|body| PooledBody::new(body, lease)))
+}
+
+enum SendError {
+    Connect(ConnectError),
+    Http(hyper::Error),
+}
+
+/// Sends on a pooled connection when one is ready, else on a new one. A
+/// pooled connection can be closed by the upstream just as we pick it (its
+/// idle timeout); when hyper hands the request back unsent, it goes once
+/// more on a new connection.
+async fn send(
+    pool: &pool::Pool,
+    authority: &http::uri::Authority,
+    connect_timeout: std::time::Duration,
+    request: Request<Incoming>,
+) -> Result<(Response<Incoming>, pool::Sender), SendError> {
+    let request = match pool.take() {
+        Some(mut sender) => match sender.try_send_request(request).await {
+            Ok(response) => return Ok((response, sender)),
+            Err(mut error) => match error.take_message() {
+                Some(request) => request,
+                None => return Err(SendError::Http(error.into_error())),
+            },
+        },
+        None => request,
+    };
+    let mut sender = pool::connect(authority, connect_timeout)
+        .await
+        .map_err(SendError::Connect)?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(SendError::Http)?;
+    Ok((response, sender))
 }
 
 /// Copies bytes both ways between an upgraded client and upstream connection.
@@ -156,18 +207,4 @@ async fn tunnel(
     if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
         tracing::debug!(router = %router, %error, "tunnel closed with an error");
     }
-}
-
-/// True when the error chain holds an I/O timeout (the connector's connect timeout).
-fn is_timeout(error: &hyper_util::client::legacy::Error) -> bool {
-    let mut source = error.source();
-    while let Some(current) = source {
-        if let Some(io) = current.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::TimedOut {
-                return true;
-            }
-        }
-        source = current.source();
-    }
-    false
 }

@@ -21,6 +21,7 @@ mod headers;
 mod listener;
 mod managed_certs;
 mod metrics;
+mod pool;
 mod reconciler;
 mod route_plan;
 mod route_table;

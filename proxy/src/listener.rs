@@ -77,16 +77,19 @@ impl Listeners {
         let websecure = self.websecure.into_std().map_err(socket_error)?;
         let (stop, stopped) = watch::channel(false);
         let mut finished = Vec::new();
+        let mut listening = Vec::new();
         for index in 0..shared.plane.workers() {
             let sockets = (
                 web.try_clone().map_err(socket_error)?,
                 websecure.try_clone().map_err(socket_error)?,
             );
             let (done, finished_rx) = oneshot::channel();
+            let (closed, closed_rx) = oneshot::channel();
             let worker = Worker {
                 index,
                 shared: Arc::clone(&shared),
                 stopped: stopped.clone(),
+                closed,
                 drain,
             };
             std::thread::Builder::new()
@@ -99,6 +102,7 @@ impl Listeners {
                     source,
                 })?;
             finished.push(finished_rx);
+            listening.push(closed_rx);
         }
         // The workers hold their own copies of the sockets.
         drop((web, websecure));
@@ -108,8 +112,13 @@ impl Listeners {
             // A worker that failed ends the whole server.
             Some(error) = first_worker_error(&mut finished) => first_error = Some(error),
         }
-        tracing::info!(drain_timeout = ?drain, "stopped accepting; draining in-flight requests");
         let _ = stop.send(true);
+        // Said once every worker has closed its copy of the sockets, so that
+        // from this line on new connections are refused.
+        for worker in listening {
+            let _ = worker.await;
+        }
+        tracing::info!(drain_timeout = ?drain, "stopped accepting; draining in-flight requests");
         for worker in finished {
             if let Ok(Err(error)) = worker.await {
                 first_error.get_or_insert(error);
@@ -164,6 +173,8 @@ struct Worker {
     index: usize,
     shared: Arc<Shared>,
     stopped: watch::Receiver<bool>,
+    /// Told when this worker's sockets are closed.
+    closed: oneshot::Sender<()>,
     drain: Duration,
 }
 
@@ -202,6 +213,7 @@ impl Worker {
             _ = self.stopped.wait_for(|stop| *stop) => {}
         }
         drop((web, websecure));
+        let _ = self.closed.send(());
         if tokio::time::timeout(self.drain, graceful.shutdown())
             .await
             .is_err()

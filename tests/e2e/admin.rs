@@ -13,25 +13,7 @@ const EXPOSE: &str = "/api/v1/ingress/expose";
 const PLAN_TIMEOUT: Duration = Duration::from_secs(60);
 
 async fn wait_plan(server: &Server, id: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + PLAN_TIMEOUT;
-    loop {
-        let (status, plan) = server
-            .api("GET", &format!("/api/v1/plans/{id}"), None)
-            .await;
-        assert_eq!(status, 200, "{plan}");
-        if !matches!(
-            plan["status"].as_str(),
-            Some("running" | "awaiting_approval")
-        ) {
-            return plan;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "plan {id} stuck: {plan}\n{}",
-            server.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    server.wait_plan(id, PLAN_TIMEOUT).await
 }
 
 /// Requests an expose plan and approves it; returns the finished plan.

@@ -274,20 +274,28 @@ async fn propagation_timeout_says_what_was_seen_and_records_are_removed_even_aft
         );
     std::fs::write(lab.server.config_path(), config).unwrap();
     let server = lab.server.restart();
-    let failed = {
-        let (status, answer) = server
-            .api("POST", CERTS, Some(json!({"common_name": "portal.example.test", "issuer": "pebble", "challenge_type": "dns-01", "dns_credential_id": credential["id"]})))
-            .await;
-        assert_eq!(status, 202, "{answer}");
-        server
-            .wait_certificate(answer["certificate"]["id"].as_str().unwrap(), ISSUE_TIMEOUT)
-            .await
-    };
-    assert_eq!(failed["status"], "failed");
-    let message = failed["status_message"].as_str().unwrap();
+    // The certificate plan fails with what each resolver said, and removes
+    // the failed certificate it created: nothing is left half-done.
+    let (status, answer) = server
+        .api("POST", CERTS, Some(json!({"common_name": "portal.example.test", "issuer": "pebble", "challenge_type": "dns-01", "dns_credential_id": credential["id"]})))
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    let plan = server
+        .wait_plan(answer["plan"]["id"].as_str().unwrap(), ISSUE_TIMEOUT)
+        .await;
+    assert_eq!(plan["status"], "failed", "{plan}");
+    let message = plan["error"].as_str().unwrap();
     assert!(
         message.contains("propagation") && message.contains(&silent_addr.to_string()),
         "{message}"
+    );
+    let certificate = answer["certificate"]["id"].as_str().unwrap();
+    let (status, _) = server
+        .api("GET", &format!("{CERTS}/{certificate}"), None)
+        .await;
+    assert_eq!(
+        status, 404,
+        "the failed certificate is removed with its plan"
     );
     assert!(
         lab.knot

@@ -107,6 +107,56 @@ async fn upstreams_are_balanced_round_robin() {
 }
 
 #[tokio::test]
+async fn upstream_connections_are_reused_and_idle_closes_cost_no_request() {
+    let pki = Pki::new("Test CA");
+    let pooled = Backend::start("pooled").await;
+    let closing = Backend::start_with_idle_close("closing", Some(Duration::from_millis(200))).await;
+    let mut routes = route_toml("pooled", &["pooled.test"], &[&pooled.upstream()], "");
+    routes.push_str(&route_toml(
+        "closing",
+        &["closing.test"],
+        &[&closing.upstream()],
+        "",
+    ));
+    let server = https_server(&pki, &routes, &["pooled.test", "closing.test"]).await;
+
+    // One client connection lives on one worker, which reuses one upstream
+    // connection for all its requests, one after another.
+    let mut conn = Conn::https(
+        server.websecure,
+        "pooled.test",
+        pki.client_config(&[b"http/1.1"], None),
+    )
+    .await
+    .unwrap();
+    for _ in 0..20 {
+        assert_eq!(conn.get("pooled.test", "/").await.unwrap().status, 200);
+    }
+    assert_eq!(pooled.hits.load(Ordering::Relaxed), 20);
+    assert_eq!(
+        pooled.connections.load(Ordering::Relaxed),
+        1,
+        "20 sequential requests should share one upstream connection"
+    );
+
+    // The backend closes its idle connection between requests: the proxy
+    // notices and opens a new one instead of answering 502.
+    let mut conn = Conn::https(
+        server.websecure,
+        "closing.test",
+        pki.client_config(&[b"http/1.1"], None),
+    )
+    .await
+    .unwrap();
+    for round in 0..4 {
+        let reply = conn.get("closing.test", "/").await.unwrap();
+        assert_eq!(reply.status, 200, "round {round}: {}", reply.body);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    assert_eq!(closing.connections.load(Ordering::Relaxed), 4);
+}
+
+#[tokio::test]
 async fn refused_upstream_is_502_and_slow_upstream_is_504() {
     let pki = Pki::new("Test CA");
     let slow = Backend::start("slow").await;

@@ -18,6 +18,8 @@ pub struct Backend {
     pub addr: SocketAddr,
     pub name: String,
     pub hits: Arc<AtomicUsize>,
+    /// TCP connections accepted (keep-alive reuse shows as fewer than hits).
+    pub connections: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -38,16 +40,26 @@ impl Backend {
     /// `/slow?ms=N` waits N ms first; `/stream` sends 5 chunks 50 ms apart;
     /// `/echo` returns the request body.
     pub async fn start(name: &str) -> Self {
+        Self::start_with_idle_close(name, None).await
+    }
+
+    /// Like [`Backend::start`]; with `idle_close`, each connection is closed
+    /// by the backend once it has been idle that long after a response
+    /// (as nginx's `keepalive_timeout` does), without announcing it.
+    pub async fn start_with_idle_close(name: &str, idle_close: Option<Duration>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
+        let connections = Arc::new(AtomicUsize::new(0));
         let name_owned = name.to_owned();
         let counter = Arc::clone(&hits);
+        let accepted = Arc::clone(&connections);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                accepted.fetch_add(1, Ordering::Relaxed);
                 let name = name_owned.clone();
                 let counter = Arc::clone(&counter);
                 tokio::spawn(async move {
@@ -55,7 +67,16 @@ impl Backend {
                         counter.fetch_add(1, Ordering::Relaxed);
                         answer(name.clone(), req)
                     });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    let mut builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    if let Some(idle) = idle_close {
+                        // Waiting for the next request head counts as idle.
+                        builder
+                            .http1()
+                            .timer(hyper_util::rt::TokioTimer::new())
+                            .header_read_timeout(idle);
+                    }
+                    let _ = builder
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
@@ -65,6 +86,7 @@ impl Backend {
             addr,
             name: name.to_owned(),
             hits,
+            connections,
             task,
         }
     }
@@ -102,6 +124,7 @@ impl Backend {
             addr,
             name: name.to_owned(),
             hits,
+            connections: Arc::new(AtomicUsize::new(0)),
             task,
         }
     }

@@ -260,6 +260,27 @@ impl Server {
         (status, json)
     }
 
+    /// Polls a plan until it leaves running/awaiting_approval; returns it.
+    pub async fn wait_plan(&self, id: &str, timeout: Duration) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let (status, plan) = self.api("GET", &format!("/api/v1/plans/{id}"), None).await;
+            assert_eq!(status, 200, "{plan}");
+            if !matches!(
+                plan["status"].as_str(),
+                Some("running" | "awaiting_approval")
+            ) {
+                return plan;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "plan {id} stuck: {plan}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Polls a certificate until it leaves pending/issuing/renewing; returns the record.
     pub async fn wait_certificate(&self, id: &str, timeout: Duration) -> serde_json::Value {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -267,7 +288,7 @@ impl Server {
             let (status, cert) = self
                 .api("GET", &format!("/api/v1/acme/certificates/{id}"), None)
                 .await;
-            assert_eq!(status, 200, "{cert}");
+            assert_eq!(status, 200, "{cert}\n{}", self.logs());
             let state = cert["status"].as_str().unwrap_or_default();
             if !matches!(state, "pending" | "issuing" | "renewing") {
                 return cert;
