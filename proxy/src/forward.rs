@@ -179,7 +179,9 @@ async fn send(
         },
         None => request,
     };
-    let mut sender = pool::connect(authority, connect_timeout)
+    // Boxed: connecting is the rare path, and its future would otherwise
+    // make every request's future (moved on each spawn) larger.
+    let mut sender = Box::pin(pool::connect(authority, connect_timeout))
         .await
         .map_err(SendError::Connect)?;
     let response = sender

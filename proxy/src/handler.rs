@@ -2,7 +2,9 @@
 
 use std::borrow::Cow;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -44,11 +46,16 @@ pub(crate) struct ConnectionInfo {
 }
 
 /// Answers one request.
-pub(crate) async fn handle(
+///
+/// Routing is decided before the returned future is built, so that the
+/// future only holds what outlives the decision: this future is moved whole
+/// (into each HTTP/2 stream's task, into the HTTP/1 dispatcher) before it
+/// first runs, and forwarding, most of a request's state, is boxed apart.
+pub(crate) fn handle(
     plane: Arc<DataPlane>,
     connection: Arc<ConnectionInfo>,
     request: Request<Incoming>,
-) -> Result<Response<ProxyBody>, Infallible> {
+) -> impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send {
     let mut record = plane.access_log().then(|| {
         Box::new(AccessRecord {
             start: Instant::now(),
@@ -62,35 +69,29 @@ pub(crate) async fn handle(
             status: 0,
         })
     });
-    let (response, route) = dispatch(&plane, &connection, request, record.as_deref_mut()).await;
-    let status = response.status().as_u16();
-    match &route {
-        Some(route) => route.metrics.responses.record(status),
-        None => plane.metrics().unrouted.record(status),
-    }
-    if let Some(record) = record.as_deref_mut() {
-        record.status = status;
-    }
-    let (parts, body) = response.into_parts();
-    Ok(Response::from_parts(parts, Logged::new(body, record)))
-}
-
-/// Answers a request; also returns the route that handled it, for metrics.
-async fn dispatch(
-    plane: &DataPlane,
-    connection: &ConnectionInfo,
-    request: Request<Incoming>,
-    record: Option<&mut AccessRecord>,
-) -> (Plain, Option<Arc<Route>>) {
-    match route_request(plane, connection, request, record).await {
-        Routed::Local(response) => (response, None),
-        Routed::Forwarded(response, route) => (response, Some(route)),
+    let routed = route_request(&plane, &connection, request, record.as_deref_mut());
+    async move {
+        let (response, route) = match routed {
+            Routed::Local(response) => (response, None),
+            Routed::Forward(route, forwarding) => (forwarding.await, Some(route)),
+        };
+        let status = response.status().as_u16();
+        match &route {
+            Some(route) => route.metrics.responses.record(status),
+            None => plane.metrics().unrouted.record(status),
+        }
+        if let Some(record) = record.as_deref_mut() {
+            record.status = status;
+        }
+        let (parts, body) = response.into_parts();
+        Ok(Response::from_parts(parts, Logged::new(body, record)))
     }
 }
 
+/// What to do with a request: answer it here, or forward it on a route.
 enum Routed {
     Local(Plain),
-    Forwarded(Plain, Arc<Route>),
+    Forward(Arc<Route>, Pin<Box<dyn Future<Output = Plain> + Send>>),
 }
 
 impl From<Plain> for Routed {
@@ -99,7 +100,7 @@ impl From<Plain> for Routed {
     }
 }
 
-async fn route_request(
+fn route_request(
     plane: &DataPlane,
     connection: &ConnectionInfo,
     request: Request<Incoming>,
@@ -172,10 +173,20 @@ async fn route_request(
         host: host_value,
         client_subject,
     };
+    let forwarding = Box::pin(forward_or_answer(Arc::clone(&route), request, context));
+    Routed::Forward(route, forwarding)
+}
+
+/// Forwards on `route`; a failure becomes the local 502 or 504 answer.
+async fn forward_or_answer(
+    route: Arc<Route>,
+    request: Request<Incoming>,
+    context: forward::Context,
+) -> Plain {
     let started = Instant::now();
     let forwarded = forward(&route, request, context).await;
     route.metrics.upstream_latency.observe(started.elapsed());
-    let response = match forwarded {
+    match forwarded {
         Ok(response) => response.map(Either::Left),
         Err(error) => {
             let status = error.status();
@@ -193,8 +204,7 @@ async fn route_request(
             };
             local(status, body)
         }
-    };
-    Routed::Forwarded(response, route)
+    }
 }
 
 /// A `mtls = "required"` route got no certificate that verifies against its CA.
