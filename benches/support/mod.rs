@@ -15,6 +15,11 @@ use portcullis_proxy::{
 };
 use rcgen::{CertificateParams, KeyPair};
 
+/// The allocator the `portcullis` binary ships with, so that what allocates
+/// costs here what it costs in production.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Path prefixes every host gets, one router each: the lookup has to pick the
 /// longest matching one.
 pub(crate) const PREFIXES: [&str; 3] = ["/", "/api", "/api/v2"];

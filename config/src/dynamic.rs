@@ -135,11 +135,13 @@ pub fn parse_file(text: &str, path: &Path) -> Result<Layer, Error> {
         layer.routers.insert(name, router);
     }
     for raw in raw.certificates {
-        layer.certificates.push(StaticCertificate {
-            source: base.join(&raw.cert_file).display().to_string(),
-            chain_pem: read_relative(base, &raw.cert_file, path)?,
-            key_pem: read_relative(base, &raw.key_file, path)?,
-        });
+        layer
+            .certificates
+            .push(std::sync::Arc::new(StaticCertificate {
+                source: base.join(&raw.cert_file).display().to_string(),
+                chain_pem: read_relative(base, &raw.cert_file, path)?,
+                key_pem: read_relative(base, &raw.key_file, path)?,
+            }));
     }
     Ok(layer)
 }

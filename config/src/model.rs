@@ -12,6 +12,7 @@ pub mod template;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -288,8 +289,9 @@ pub struct Layer {
     pub services: BTreeMap<String, Service>,
     /// Routers by name.
     pub routers: BTreeMap<String, Router>,
-    /// Static certificates.
-    pub certificates: Vec<StaticCertificate>,
+    /// Static certificates, shared (not copied) with the merged state and
+    /// the data plane: thousands of PEM files are read once and kept once.
+    pub certificates: Vec<Arc<StaticCertificate>>,
 }
 
 impl Layer {
@@ -310,7 +312,7 @@ pub struct DesiredState {
     /// Routers by name.
     pub routers: BTreeMap<String, Router>,
     /// Static certificates from every layer.
-    pub certificates: Vec<StaticCertificate>,
+    pub certificates: Vec<Arc<StaticCertificate>>,
 }
 
 impl DesiredState {

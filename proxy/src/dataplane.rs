@@ -5,7 +5,7 @@
 //! route table and cert store are built completely, then swapped in with one
 //! atomic store each. A build that fails leaves the serving state untouched.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -41,15 +41,49 @@ pub struct DataPlaneOptions {
 /// Parsed static certificates, kept with their source so an unchanged set is not parsed again.
 #[derive(Debug, Default)]
 struct StaticSet {
-    source: Vec<StaticCertificate>,
+    source: Vec<Arc<StaticCertificate>>,
     loaded: Vec<LoadedCertificate>,
+}
+
+impl StaticSet {
+    /// The set for `certificates`, parsing only what is new or changed: with
+    /// thousands of files, one changed certificate costs one parse.
+    fn update(
+        &self,
+        certificates: &[Arc<StaticCertificate>],
+        provider: &CryptoProvider,
+    ) -> Result<Self, Error> {
+        let parsed: HashMap<&str, (&Arc<StaticCertificate>, &LoadedCertificate)> = self
+            .source
+            .iter()
+            .zip(&self.loaded)
+            .map(|(source, loaded)| (source.source.as_str(), (source, loaded)))
+            .collect();
+        let loaded = certificates
+            .iter()
+            .map(|c| match parsed.get(c.source.as_str()) {
+                Some((before, loaded)) if *before == c => Ok((*loaded).clone()),
+                _ => LoadedCertificate::from_pem(
+                    &c.source,
+                    c.chain_pem.as_bytes(),
+                    c.key_pem.as_bytes(),
+                    provider,
+                ),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            source: certificates.to_vec(),
+            loaded,
+        })
+    }
 }
 
 /// The inputs of the current route table, kept so the admin API can describe
 /// exactly what is served (and so a certificate change can rebuild routes).
 #[derive(Debug, Default)]
 pub struct Applied {
-    /// The merged desired state last applied.
+    /// The merged desired state last applied: its services and routers (its
+    /// static certificates are not kept here).
     pub state: DesiredState,
     /// Ids of the managed certificates being served.
     pub serving: HashSet<String>,
@@ -109,22 +143,7 @@ impl DataPlane {
         let static_certs = if current_static.source == state.certificates {
             None
         } else {
-            let loaded = state
-                .certificates
-                .iter()
-                .map(|c| {
-                    LoadedCertificate::from_pem(
-                        &c.source,
-                        c.chain_pem.as_bytes(),
-                        c.key_pem.as_bytes(),
-                        &self.provider,
-                    )
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Some(StaticSet {
-                source: state.certificates.clone(),
-                loaded,
-            })
+            Some(current_static.update(&state.certificates, &self.provider)?)
         };
         let serving = self.applied.load().serving.clone();
         let table = RouteTable::build(
@@ -137,7 +156,12 @@ impl DataPlane {
         self.client_auth.set_roots(table.client_roots());
         self.routes.store(Arc::new(table));
         self.applied.store(Arc::new(Applied {
-            state: state.clone(),
+            // Routes only: the certificates' PEM is kept once, in static_certs.
+            state: DesiredState {
+                services: state.services.clone(),
+                routers: state.routers.clone(),
+                certificates: Vec::new(),
+            },
             serving,
         }));
         if let Some(static_certs) = static_certs {
@@ -281,5 +305,70 @@ impl DataPlane {
         // ticket, and each ticket is an encryption and a record to write.
         config.send_tls13_tickets = 1;
         Ok(Arc::new(config))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pem(name: &str) -> Arc<StaticCertificate> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        Arc::new(StaticCertificate {
+            source: format!("/certs/{name}.pem"),
+            chain_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    fn plane() -> Arc<DataPlane> {
+        DataPlane::new(DataPlaneOptions {
+            access_log: false,
+            https_port: 443,
+            fallback: None,
+            unknown_host_status: http::StatusCode::NOT_FOUND,
+            workers: 1,
+        })
+        .unwrap()
+    }
+
+    fn served(plane: &DataPlane, name: &str) -> Arc<rustls::sign::CertifiedKey> {
+        Arc::clone(plane.certs().resolve(Some(name)))
+    }
+
+    #[test]
+    fn unchanged_static_certificates_are_not_parsed_again_and_changed_ones_are() {
+        let plane = plane();
+        let mut state = DesiredState {
+            certificates: vec![pem("a.test"), pem("b.test")],
+            ..DesiredState::default()
+        };
+        plane.apply(&state).unwrap();
+        let a_before = served(&plane, "a.test");
+        let b_before = served(&plane, "b.test");
+
+        // Same file, new content (a renewal written in place).
+        state.certificates[1] = Arc::new(StaticCertificate {
+            source: state.certificates[1].source.clone(),
+            ..(*pem("b.test")).clone()
+        });
+        state.certificates.push(pem("c.test"));
+        plane.apply(&state).unwrap();
+        assert!(
+            Arc::ptr_eq(&a_before, &served(&plane, "a.test")),
+            "an unchanged file keeps its parsed certificate"
+        );
+        let b_after = served(&plane, "b.test");
+        assert!(!Arc::ptr_eq(&b_before, &b_after));
+        assert_ne!(b_before.cert, b_after.cert, "the new content is served");
+        let c = served(&plane, "c.test");
+        assert!(
+            !Arc::ptr_eq(&c, &served(&plane, "unknown.test")),
+            "c.test has its own certificate"
+        );
     }
 }

@@ -24,11 +24,13 @@ fn state(upstream: &str, cert: &crate::support::pki::Issued, tag: &str) -> Desir
         .normalize()
         .unwrap();
     layer.routers.insert("app".into(), router);
-    layer.certificates.push(StaticCertificate {
-        source: tag.into(),
-        chain_pem: cert.cert_pem.clone(),
-        key_pem: cert.key_pem.clone(),
-    });
+    layer
+        .certificates
+        .push(std::sync::Arc::new(StaticCertificate {
+            source: tag.into(),
+            chain_pem: cert.cert_pem.clone(),
+            key_pem: cert.key_pem.clone(),
+        }));
     DesiredState::merge([&layer]).unwrap()
 }
 
