@@ -44,12 +44,12 @@ fn rewrite(c: &mut Criterion) {
         ("x-forwarded-for", "6.6.6.6"),
     ]);
     let host = HeaderValue::from_static("app.example.com");
-    let client_ip = "192.0.2.7".parse().expect("an IPv4 address");
+    let client = bench_support::forwarded_for("192.0.2.7".parse().expect("an IPv4 address"));
     for (name, template) in [("request_minimal", &minimal), ("request_browser", &browser)] {
         group.bench_function(name, |b| {
             b.iter_batched_ref(
                 || template.clone(),
-                |map| bench_support::rewrite_request(black_box(map), client_ip, "https", &host),
+                |map| bench_support::rewrite_request(black_box(map), &client, "https", &host),
                 BatchSize::SmallInput,
             );
         });

@@ -60,8 +60,8 @@ impl ForwardError {
 /// The request context forwarding needs besides the request.
 #[derive(Debug)]
 pub(crate) struct Context {
-    /// The client's IP address.
-    pub client_ip: std::net::IpAddr,
+    /// The client's IP address, as an `X-Forwarded-For` value.
+    pub forwarded_for: HeaderValue,
     /// `http` or `https`.
     pub proto: &'static str,
     /// The client's Host, as sent.
@@ -90,7 +90,7 @@ pub(crate) async fn forward(
         &mut parts.headers,
         upgrade,
         Forwarded {
-            client_ip: context.client_ip,
+            forwarded_for: &context.forwarded_for,
             proto: context.proto,
             host: &context.host,
             client_subject: context.client_subject,

@@ -38,6 +38,9 @@ pub(crate) struct ConnectionInfo {
     pub entrypoint: Entrypoint,
     /// The client's address.
     pub peer: SocketAddr,
+    /// The client's IP address as the `X-Forwarded-For` value, formatted
+    /// once per connection rather than once per request.
+    pub forwarded_for: HeaderValue,
     /// The TLS SNI name, lower-case (websecure only).
     pub sni: Option<Box<str>>,
     /// The client's certificate chain, verified at the handshake against the
@@ -125,7 +128,13 @@ fn route_request(
     let Some(raw_host) = request_host(&request) else {
         return local(StatusCode::BAD_REQUEST, "request has no Host\n").into();
     };
-    let Ok(host_value) = HeaderValue::from_str(raw_host) else {
+    // The Host header's value is reused as is (it shares hyper's read
+    // buffer); only an authority from the URI needs a new value.
+    let host_value = match request.uri().authority() {
+        Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
+        None => request.headers().get(header::HOST).cloned(),
+    };
+    let Some(host_value) = host_value else {
         return local(StatusCode::BAD_REQUEST, "invalid Host\n").into();
     };
     let host = normalize(raw_host);
@@ -165,7 +174,7 @@ fn route_request(
         .into();
     };
     let context = forward::Context {
-        client_ip: connection.peer.ip(),
+        forwarded_for: connection.forwarded_for.clone(),
         proto: match entrypoint {
             Entrypoint::Web => "http",
             Entrypoint::Websecure => "https",

@@ -44,6 +44,25 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 /// With `keep_upgrade`, `Upgrade` and `Connection: upgrade` survive so that
 /// the upstream sees the protocol switch request.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Most messages carry none (HTTP/2) or only `Connection: keep-alive`:
+    // one pass over the few names present is cheaper than a hash lookup
+    // for each of the nine names that could be.
+    if headers
+        .keys()
+        .any(|name| is_hop_by_hop(name) || name == header::UPGRADE)
+    {
+        remove_hop_by_hop(headers, keep_upgrade);
+    }
+    if keep_upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.iter().any(|hop| hop == name)
+}
+
+fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -60,18 +79,22 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     for name in &HOP_BY_HOP {
         headers.remove(name);
     }
-    if keep_upgrade {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
+    if !keep_upgrade {
         headers.remove(header::UPGRADE);
     }
+}
+
+/// The `X-Forwarded-For` value for a client address (once per connection).
+pub(crate) fn forwarded_for(ip: std::net::IpAddr) -> HeaderValue {
+    // An IP address's text form is always a valid header value.
+    HeaderValue::from_str(&ip.to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 /// What the proxy tells the upstream about the original request.
 #[derive(Debug)]
 pub(crate) struct Forwarded<'a> {
-    /// The client's IP address.
-    pub client_ip: std::net::IpAddr,
+    /// The client's IP address, as an `X-Forwarded-For` value.
+    pub forwarded_for: &'a HeaderValue,
     /// `http` or `https`.
     pub proto: &'static str,
     /// The Host the client asked for, as sent.
@@ -91,33 +114,21 @@ pub(crate) fn rewrite_request(
     forwarded: Forwarded<'_>,
 ) {
     strip_hop_by_hop(headers, keep_upgrade);
-    let mut ip = [0u8; 39];
-    let ip = format_ip(forwarded.client_ip, &mut ip);
-    if let Ok(value) = HeaderValue::from_str(ip) {
-        headers.insert(X_FORWARDED_FOR, value);
+    // Headers only Portcullis may set: any the client sent are dropped
+    // (checked in one pass, as they are almost never there).
+    if headers
+        .keys()
+        .any(|name| name == TENANT || name == CLIENT_SUBJECT)
+    {
+        headers.remove(TENANT);
+        headers.remove(CLIENT_SUBJECT);
     }
+    headers.insert(X_FORWARDED_FOR, forwarded.forwarded_for.clone());
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(forwarded.proto));
     headers.insert(X_FORWARDED_HOST, forwarded.host.clone());
     headers.insert(header::HOST, forwarded.host.clone());
-    headers.remove(TENANT);
-    match forwarded.client_subject {
-        Some(subject) => {
-            headers.insert(CLIENT_SUBJECT, subject);
-        }
-        None => {
-            headers.remove(CLIENT_SUBJECT);
-        }
-    }
-}
-
-/// Writes an IP address into a stack buffer, avoiding a `String` per request.
-fn format_ip(ip: std::net::IpAddr, buffer: &mut [u8; 39]) -> &str {
-    use std::io::Write;
-    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
-    let written = write!(cursor, "{ip}").map(|()| cursor.position());
-    match written {
-        Ok(len) => std::str::from_utf8(&buffer[..usize::try_from(len).unwrap_or(0)]).unwrap_or(""),
-        Err(_) => "",
+    if let Some(subject) = forwarded.client_subject {
+        headers.insert(CLIENT_SUBJECT, subject);
     }
 }
 
@@ -152,6 +163,20 @@ mod tests {
     }
 
     #[test]
+    fn a_message_without_hop_by_hop_headers_is_left_alone() {
+        let mut map = headers(&[("content-type", "text/plain"), ("content-length", "2")]);
+        strip_hop_by_hop(&mut map, false);
+        assert_eq!(map.len(), 2);
+        let mut map = headers(&[("upgrade", "h2c"), ("accept", "*/*")]);
+        strip_hop_by_hop(&mut map, false);
+        assert_eq!(
+            map.len(),
+            1,
+            "an Upgrade without Connection: upgrade is dropped"
+        );
+    }
+
+    #[test]
     fn upgrade_survives_when_tunnelling() {
         let mut map = headers(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
         assert!(is_upgrade(&map));
@@ -165,13 +190,14 @@ mod tests {
         let mut map = headers(&[
             ("x-forwarded-for", "6.6.6.6"),
             ("x-portcullis-client-subject", "CN=forged"),
+            ("x-portcullis-tenant", "someone-else"),
         ]);
         let host = HeaderValue::from_static("app.example.com");
         rewrite_request(
             &mut map,
             false,
             Forwarded {
-                client_ip: "2001:db8::1".parse().unwrap(),
+                forwarded_for: &forwarded_for("2001:db8::1".parse().unwrap()),
                 proto: "https",
                 host: &host,
                 client_subject: None,
@@ -182,5 +208,6 @@ mod tests {
         assert_eq!(map["x-forwarded-host"], "app.example.com");
         assert_eq!(map["host"], "app.example.com");
         assert!(!map.contains_key("x-portcullis-client-subject"));
+        assert!(!map.contains_key("x-portcullis-tenant"));
     }
 }

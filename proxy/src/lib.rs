@@ -92,11 +92,17 @@ pub fn server_crypto_provider(base: &CryptoProvider) -> CryptoProvider {
 pub mod bench_support {
     use http::{HeaderMap, HeaderValue};
 
+    /// The client address as the forwarder sends it, formatted once per
+    /// connection.
+    pub fn forwarded_for(client_ip: std::net::IpAddr) -> HeaderValue {
+        crate::headers::forwarded_for(client_ip)
+    }
+
     /// The request-header rewrite the forwarder applies to every request
     /// (no upgrade, no client certificate).
     pub fn rewrite_request(
         headers: &mut HeaderMap,
-        client_ip: std::net::IpAddr,
+        forwarded_for: &HeaderValue,
         proto: &'static str,
         host: &HeaderValue,
     ) {
@@ -104,7 +110,7 @@ pub mod bench_support {
             headers,
             false,
             crate::headers::Forwarded {
-                client_ip,
+                forwarded_for,
                 proto,
                 host,
                 client_subject: None,

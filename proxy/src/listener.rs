@@ -282,10 +282,11 @@ impl Connection {
         let info = ConnectionInfo {
             entrypoint: Entrypoint::Web,
             peer: self.peer,
+            forwarded_for: crate::headers::forwarded_for(self.peer.ip()),
             sni: None,
             client_chain: None,
         };
-        self.serve_http(TokioIo::new(stream), info).await;
+        Box::pin(self.serve_http(TokioIo::new(stream), info)).await;
     }
 
     async fn serve_tls(self, stream: TcpStream) {
@@ -316,10 +317,13 @@ impl Connection {
         let info = ConnectionInfo {
             entrypoint: Entrypoint::Websecure,
             peer: self.peer,
+            forwarded_for: crate::headers::forwarded_for(self.peer.ip()),
             sni: session.server_name().map(Box::from),
             client_chain: session.peer_certificates().map(<[_]>::to_vec),
         };
-        self.serve_http(TokioIo::new(stream), info).await;
+        // Boxed: hyper's connection state is most of the connection's
+        // future, which `tokio::spawn` would otherwise copy whole.
+        Box::pin(self.serve_http(TokioIo::new(stream), info)).await;
     }
 
     async fn serve_http<I>(self, io: TokioIo<I>, info: ConnectionInfo)
