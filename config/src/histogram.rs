@@ -31,6 +31,17 @@ impl Histogram {
         self.sum_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
+    /// Adds `other`'s observations to this one (to render the sum of
+    /// per-thread histograms).
+    pub fn absorb(&self, other: &Histogram) {
+        for (mine, theirs) in self.buckets.iter().zip(&other.buckets) {
+            mine.fetch_add(theirs.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        self.count.fetch_add(other.count(), Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(other.sum_micros.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
     /// Number of observations.
     pub fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
@@ -75,6 +86,20 @@ pub fn label(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absorbing_adds_counts_and_sums() {
+        let (a, b) = (Histogram::default(), Histogram::default());
+        a.observe(Duration::from_millis(2));
+        b.observe(Duration::from_millis(2));
+        b.observe(Duration::from_secs(3));
+        a.absorb(&b);
+        let mut out = String::new();
+        a.render(&mut out, "t", "");
+        assert!(out.contains("t_bucket{le=\"0.0025\"} 2\n"), "{out}");
+        assert!(out.contains("t_count 3\n"), "{out}");
+        assert!(out.contains("t_sum 3.004\n"), "{out}");
+    }
 
     #[test]
     fn buckets_are_cumulative_and_include_inf() {

@@ -80,7 +80,7 @@ pub(crate) fn handle(
         };
         let status = response.status().as_u16();
         match &route {
-            Some(route) => route.metrics.responses.record(status),
+            Some(route) => route.metrics.record_response(status),
             None => plane.metrics().unrouted.record(status),
         }
         if let Some(record) = record.as_deref_mut() {
@@ -194,7 +194,7 @@ async fn forward_or_answer(
 ) -> Plain {
     let started = Instant::now();
     let forwarded = forward(&route, request, context).await;
-    route.metrics.upstream_latency.observe(started.elapsed());
+    route.metrics.observe_upstream(started.elapsed());
     match forwarded {
         Ok(response) => response.map(Either::Left),
         Err(error) => {

@@ -37,12 +37,65 @@ impl StatusCounts {
 }
 
 /// One router's counters; kept across table swaps while the router exists.
-#[derive(Debug, Default)]
+///
+/// Each worker thread counts in its own shard (see [`crate::worker`]): a
+/// counter that two cores bump on every request moves its cache line back
+/// and forth between them, which costs more than the increment.
+#[derive(Debug)]
 pub struct RouteMetrics {
-    /// Responses by status class.
-    pub responses: StatusCounts,
-    /// Time from forwarding the request to the upstream's response head.
-    pub upstream_latency: Histogram,
+    shards: Box<[Shard]>,
+}
+
+/// A cache line (or two) of its own per worker.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard {
+    responses: StatusCounts,
+    upstream_latency: Histogram,
+}
+
+impl RouteMetrics {
+    /// Counters for `workers` data-plane workers (plus one shard for other threads).
+    pub fn new(workers: usize) -> Self {
+        Self {
+            shards: (0..=workers).map(|_| Shard::default()).collect(),
+        }
+    }
+
+    fn shard(&self) -> &Shard {
+        let shards = &self.shards;
+        &shards[crate::worker::slot() % shards.len()]
+    }
+
+    /// Counts one response.
+    pub fn record_response(&self, status: u16) {
+        self.shard().responses.record(status);
+    }
+
+    /// Records the time to the upstream's response head.
+    pub fn observe_upstream(&self, latency: std::time::Duration) {
+        self.shard().upstream_latency.observe(latency);
+    }
+
+    /// Responses of every shard, by status class.
+    fn responses(&self) -> StatusCounts {
+        let total = StatusCounts::default();
+        for shard in self.shards.iter() {
+            for (sum, count) in total.0.iter().zip(&shard.responses.0) {
+                sum.fetch_add(count.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+        }
+        total
+    }
+
+    /// Upstream latency of every shard.
+    fn upstream_latency(&self) -> Histogram {
+        let total = Histogram::default();
+        for shard in self.shards.iter() {
+            total.absorb(&shard.upstream_latency);
+        }
+        total
+    }
 }
 
 /// Counters that belong to no router.
@@ -84,9 +137,9 @@ impl ProxyMetrics {
         for (router, metrics) in routes {
             let router = label(router);
             metrics
-                .responses
+                .responses()
                 .render(out, &format!("router=\"{router}\","));
-            metrics.upstream_latency.render(
+            metrics.upstream_latency().render(
                 &mut latencies,
                 "portcullis_upstream_duration_seconds",
                 &format!("router=\"{router}\""),

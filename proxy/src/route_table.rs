@@ -163,7 +163,7 @@ impl RouteTable {
             let name: Arc<str> = Arc::from(router.name.as_str());
             let metrics = previous
                 .and_then(|p| p.metrics.get(&name))
-                .map_or_else(|| Arc::new(RouteMetrics::default()), Arc::clone);
+                .map_or_else(|| Arc::new(RouteMetrics::new(workers)), Arc::clone);
             table
                 .metrics
                 .insert(Arc::clone(&name), Arc::clone(&metrics));

@@ -60,8 +60,11 @@ impl Upstreams {
     /// The next upstream address, round-robin, with its index.
     pub(crate) fn pick(&self) -> Option<(usize, &Authority)> {
         let count = self.authorities.len();
-        if count == 0 {
-            return None;
+        match count {
+            0 => return None,
+            // No shared counter to bump (and bounce between cores).
+            1 => return self.authorities.first().map(|a| (0, a)),
+            _ => {}
         }
         let index = self.next.fetch_add(1, Ordering::Relaxed) % count;
         self.authorities.get(index).map(|a| (index, a))
