@@ -239,8 +239,8 @@ def main():
         " from `tls { load <dir> }`.",
         "- Swaps: during an HTTP/1.1 run like the first, 10 times a second router number i"
         " and one of two certificates replace the previous swap's: Portcullis by"
-        " rewriting a dynamic file (its watcher debounces events 150 ms, so fewer swaps"
-        " are applied than files written; the row shows those applied), nginx by"
+        " rewriting a dynamic file (its watcher coalesces events 50 ms apart, so a"
+        " few writes can be applied as one; the row shows the swaps applied), nginx by"
         " `nginx -s reload`, haproxy by a master-worker reload (SIGUSR2 to the master),"
         " caddy by `POST /load` to its admin API. Failed = wrk socket errors + non-2xx"
         " responses.",

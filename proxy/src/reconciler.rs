@@ -20,8 +20,10 @@ use crate::dataplane::DataPlane;
 use crate::Error;
 
 /// Events closer together than this are handled as one reload, so an editor
-/// writing a file in several steps causes one rebuild.
-pub(crate) const FILE_DEBOUNCE: Duration = Duration::from_millis(150);
+/// writing a file in several steps (within milliseconds) causes one rebuild;
+/// short enough that a file rewritten ten times a second is applied ten
+/// times a second.
+pub(crate) const FILE_DEBOUNCE: Duration = Duration::from_millis(50);
 
 /// Merges file and store state into the data plane.
 pub struct Reconciler {
