@@ -85,9 +85,10 @@ pub(crate) async fn forward(
     let upgrade = request.version() == Version::HTTP_11 && headers::is_upgrade(request.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
 
-    let (mut parts, body) = request.into_parts();
+    // Rewritten in place: the request is moved as little as possible.
+    let headers = request.headers_mut();
     headers::rewrite_request(
-        &mut parts.headers,
+        headers,
         upgrade,
         Forwarded {
             forwarded_for: &context.forwarded_for,
@@ -97,18 +98,19 @@ pub(crate) async fn forward(
         },
     );
     for (name, value) in &route.request_headers {
-        parts.headers.insert(name.clone(), value.clone());
+        headers.insert(name.clone(), value.clone());
     }
     // Origin form (RFC 9112 §3.2.1): the upstream gets the path and query;
     // the Host header (set above) carries the authority.
-    let path = parts
-        .uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    parts.uri = Uri::from(path);
-    parts.version = Version::HTTP_11;
-    let request = Request::from_parts(parts, body);
+    if request.uri().scheme().is_some() || request.uri().authority().is_some() {
+        let path = request
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        *request.uri_mut() = Uri::from(path);
+    }
+    *request.version_mut() = Version::HTTP_11;
 
     let timed_out = |phase| ForwardError::Timeout {
         upstream: authority.to_string(),
