@@ -10,12 +10,17 @@ use rustls::sign::CertifiedKey;
 
 use crate::certificate::LoadedCertificate;
 
+/// Names to certificates, hashed with foldhash (seeded per process): the
+/// SNI of every handshake is hashed once or twice, where SipHash costs more
+/// than the probe.
+type NameMap<V> = HashMap<Box<str>, V, foldhash::fast::RandomState>;
+
 /// Certificates by exact name and by wildcard parent, plus the fallback.
 #[derive(Debug)]
 pub struct CertStore {
-    exact: HashMap<Box<str>, Arc<CertifiedKey>>,
+    exact: NameMap<Arc<CertifiedKey>>,
     /// `*.example.com` is stored under `example.com`.
-    wildcard: HashMap<Box<str>, Arc<CertifiedKey>>,
+    wildcard: NameMap<Arc<CertifiedKey>>,
     fallback: Arc<CertifiedKey>,
 }
 
@@ -23,8 +28,8 @@ impl CertStore {
     /// A store that serves only the fallback certificate.
     pub fn empty(fallback: Arc<CertifiedKey>) -> Self {
         Self {
-            exact: HashMap::new(),
-            wildcard: HashMap::new(),
+            exact: NameMap::default(),
+            wildcard: NameMap::default(),
             fallback,
         }
     }
@@ -36,8 +41,8 @@ impl CertStore {
         certificates: impl IntoIterator<Item = &'a LoadedCertificate>,
         fallback: Arc<CertifiedKey>,
     ) -> Self {
-        let mut exact: HashMap<Box<str>, (i64, Arc<CertifiedKey>)> = HashMap::new();
-        let mut wildcard: HashMap<Box<str>, (i64, Arc<CertifiedKey>)> = HashMap::new();
+        let mut exact: NameMap<(i64, Arc<CertifiedKey>)> = NameMap::default();
+        let mut wildcard: NameMap<(i64, Arc<CertifiedKey>)> = NameMap::default();
         for cert in certificates {
             for name in &cert.names {
                 let (map, key) = match name.strip_prefix("*.") {
@@ -53,7 +58,7 @@ impl CertStore {
                 }
             }
         }
-        let strip = |map: HashMap<Box<str>, (i64, Arc<CertifiedKey>)>| {
+        let strip = |map: NameMap<(i64, Arc<CertifiedKey>)>| {
             map.into_iter().map(|(k, (_, v))| (k, v)).collect()
         };
         Self {

@@ -40,26 +40,46 @@ pub struct Route {
     pub request_headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
-impl Route {
+/// One route of a host, with its path prefix beside it: in a big table a
+/// lookup then decides without reading the route itself (one cache miss
+/// fewer), and a root prefix without reading any string.
+#[derive(Debug)]
+struct Entry {
+    prefix: Box<str>,
+    route: Arc<Route>,
+}
+
+impl Entry {
     fn matches(&self, path: &str) -> bool {
-        path.starts_with(&*self.path_prefix)
+        // Prefixes start with '/' (validated), so "/" matches every
+        // origin-form path by its first byte.
+        if self.prefix.len() == 1 {
+            return path.as_bytes().first() == Some(&b'/');
+        }
+        path.starts_with(&*self.prefix)
     }
 }
 
 /// Routes of one host, most specific first.
-type RouteList = Vec<Arc<Route>>;
+type RouteList = Vec<Entry>;
 
 fn first_match<'a>(list: &'a RouteList, path: &str) -> Option<&'a Arc<Route>> {
-    list.iter().find(|r| r.matches(path))
+    list.iter().find(|e| e.matches(path)).map(|e| &e.route)
 }
 
 /// Routes of one entrypoint by host.
+///
+/// Hashed with foldhash (seeded per process) rather than SipHash: every
+/// request's host is hashed once or twice, and in a table of 100k hosts
+/// SipHash was a large part of the lookup.
 #[derive(Debug, Default)]
 struct HostMap {
-    exact: HashMap<Box<str>, RouteList>,
+    exact: HostIndex,
     /// `*.example.com` is stored under `example.com`.
-    wildcard: HashMap<Box<str>, RouteList>,
+    wildcard: HostIndex,
 }
+
+type HostIndex = HashMap<Box<str>, RouteList, foldhash::fast::RandomState>;
 
 impl HostMap {
     fn insert(&mut self, host: &HostPattern, route: &Arc<Route>) {
@@ -69,12 +89,16 @@ impl HostMap {
                 self.wildcard.entry(parent.as_str().into()).or_default()
             }
         };
-        list.push(Arc::clone(route));
+        list.push(Entry {
+            prefix: route.path_prefix.clone(),
+            route: Arc::clone(route),
+        });
     }
 
     fn sort(&mut self) {
         for list in self.exact.values_mut().chain(self.wildcard.values_mut()) {
             list.sort_by(|a, b| {
+                let (a, b) = (&a.route, &b.route);
                 b.path_prefix
                     .len()
                     .cmp(&a.path_prefix.len())

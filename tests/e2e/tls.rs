@@ -159,3 +159,69 @@ async fn tls12_and_tls13_are_accepted() {
         assert_eq!(reply.status, 200, "{version:?}");
     }
 }
+
+/// The cipher suite a client offering `suites` (in its order of preference)
+/// gets from the server.
+async fn negotiated(
+    server: &Server,
+    pki: &Pki,
+    version: &'static rustls::SupportedProtocolVersion,
+    suites: &[rustls::SupportedCipherSuite],
+) -> rustls::CipherSuite {
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider.cipher_suites = suites.to_vec();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(pki.roots())
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(server.websecure)
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("app.test").unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    tls.get_ref().1.negotiated_cipher_suite().unwrap().suite()
+}
+
+#[tokio::test]
+async fn the_server_prefers_aes_128_gcm_whatever_the_client_lists_first() {
+    use rustls::crypto::aws_lc_rs::cipher_suite as suite;
+    use rustls::CipherSuite;
+    let pki = Pki::new("Test CA");
+    let backend = Backend::start("app").await;
+    let server = Server::start("");
+    pki.write_server(&server.dynamic_dir(), "app", &["app.test"]);
+    let mut config = route_toml("app", &["app.test"], &[&backend.upstream()], "");
+    config.push_str(&cert_toml("app"));
+    server.write_dynamic("app.toml", &config);
+    server.wait_for_log("certificates=1", Duration::from_secs(10));
+
+    // OpenSSL's order: AES-256 first. The server's SHA-256 suite wins.
+    let tls13 = [
+        suite::TLS13_AES_256_GCM_SHA384,
+        suite::TLS13_CHACHA20_POLY1305_SHA256,
+        suite::TLS13_AES_128_GCM_SHA256,
+    ];
+    assert_eq!(
+        negotiated(&server, &pki, &rustls::version::TLS13, &tls13).await,
+        CipherSuite::TLS13_AES_128_GCM_SHA256
+    );
+    let tls12 = [
+        suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    ];
+    assert_eq!(
+        negotiated(&server, &pki, &rustls::version::TLS12, &tls12).await,
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+    );
+    // A client that offers only the others still gets one of them.
+    assert_eq!(
+        negotiated(&server, &pki, &rustls::version::TLS13, &tls13[..2]).await,
+        CipherSuite::TLS13_CHACHA20_POLY1305_SHA256
+    );
+    assert_eq!(
+        negotiated(&server, &pki, &rustls::version::TLS13, &tls13[..1]).await,
+        CipherSuite::TLS13_AES_256_GCM_SHA384
+    );
+}
