@@ -63,8 +63,8 @@ async fn sni_picks_exact_then_wildcard_then_the_fallback() {
     );
 }
 
-#[tokio::test]
-async fn alpn_negotiates_h2_and_http11() {
+/// A server with one route, app.test, and its certificate from a test CA.
+async fn app_server() -> (Pki, Backend, Server) {
     let pki = Pki::new("Test CA");
     let backend = Backend::start("app").await;
     let server = Server::start("");
@@ -73,6 +73,12 @@ async fn alpn_negotiates_h2_and_http11() {
     config.push_str(&cert_toml("app"));
     server.write_dynamic("app.toml", &config);
     server.wait_for_log("certificates=1", Duration::from_secs(10));
+    (pki, backend, server)
+}
+
+#[tokio::test]
+async fn alpn_negotiates_h2_and_http11() {
+    let (pki, _backend, server) = app_server().await;
 
     let mut h2 = Conn::https(
         server.websecure,
@@ -130,14 +136,7 @@ async fn host_not_covered_by_sni_is_misdirected() {
 
 #[tokio::test]
 async fn tls12_and_tls13_are_accepted() {
-    let pki = Pki::new("Test CA");
-    let backend = Backend::start("app").await;
-    let server = Server::start("");
-    pki.write_server(&server.dynamic_dir(), "app", &["app.test"]);
-    let mut config = route_toml("app", &["app.test"], &[&backend.upstream()], "");
-    config.push_str(&cert_toml("app"));
-    server.write_dynamic("app.toml", &config);
-    server.wait_for_log("certificates=1", Duration::from_secs(10));
+    let (pki, _backend, server) = app_server().await;
     for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
         let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
             rustls::crypto::aws_lc_rs::default_provider(),
@@ -188,14 +187,7 @@ async fn negotiated(
 async fn the_server_prefers_aes_128_gcm_whatever_the_client_lists_first() {
     use rustls::crypto::aws_lc_rs::cipher_suite as suite;
     use rustls::CipherSuite;
-    let pki = Pki::new("Test CA");
-    let backend = Backend::start("app").await;
-    let server = Server::start("");
-    pki.write_server(&server.dynamic_dir(), "app", &["app.test"]);
-    let mut config = route_toml("app", &["app.test"], &[&backend.upstream()], "");
-    config.push_str(&cert_toml("app"));
-    server.write_dynamic("app.toml", &config);
-    server.wait_for_log("certificates=1", Duration::from_secs(10));
+    let (pki, _backend, server) = app_server().await;
 
     // OpenSSL's order: AES-256 first. The server's SHA-256 suite wins.
     let tls13 = [
