@@ -17,7 +17,9 @@ use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of glibc malloc: the request path allocates and frees
 /// small buffers and futures on every request, from several threads, where
-/// glibc's arenas showed as several percent of the proxy's CPU.
+/// glibc's arenas showed as several percent of the proxy's CPU. Built
+/// without transparent huge pages (`no_thp`): with them an idle proxy held
+/// twice the memory (31 MiB against 16 MiB) for no measurable speed-up.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
