@@ -260,46 +260,44 @@ impl Server {
         (status, json)
     }
 
-    /// Polls a plan until it leaves running/awaiting_approval; returns it.
-    pub async fn wait_plan(&self, id: &str, timeout: Duration) -> serde_json::Value {
+    /// GETs `path` (which must answer 200) until its `status` field is
+    /// not one of `busy`; returns that answer. Fails with the server's log
+    /// after `timeout`.
+    pub async fn wait_status(
+        &self,
+        path: &str,
+        busy: &[&str],
+        timeout: Duration,
+    ) -> serde_json::Value {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let (status, plan) = self.api("GET", &format!("/api/v1/plans/{id}"), None).await;
-            assert_eq!(status, 200, "{plan}");
-            if !matches!(
-                plan["status"].as_str(),
-                Some("running" | "awaiting_approval")
-            ) {
-                return plan;
+            let (status, body) = self.api("GET", path, None).await;
+            assert_eq!(status, 200, "{body}\n{}", self.logs());
+            let state = body["status"].as_str().unwrap_or_default();
+            if !busy.contains(&state) {
+                return body;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "plan {id} stuck: {plan}\n{}",
+                "{path} still {state}: {body}\n{}",
                 self.logs()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
+    /// Polls a plan until it leaves running/awaiting_approval; returns it.
+    pub async fn wait_plan(&self, id: &str, timeout: Duration) -> serde_json::Value {
+        let path = format!("/api/v1/plans/{id}");
+        self.wait_status(&path, &["running", "awaiting_approval"], timeout)
+            .await
+    }
+
     /// Polls a certificate until it leaves pending/issuing/renewing; returns the record.
     pub async fn wait_certificate(&self, id: &str, timeout: Duration) -> serde_json::Value {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let (status, cert) = self
-                .api("GET", &format!("/api/v1/acme/certificates/{id}"), None)
-                .await;
-            assert_eq!(status, 200, "{cert}\n{}", self.logs());
-            let state = cert["status"].as_str().unwrap_or_default();
-            if !matches!(state, "pending" | "issuing" | "renewing") {
-                return cert;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "certificate {id} still {state}:\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let path = format!("/api/v1/acme/certificates/{id}");
+        self.wait_status(&path, &["pending", "issuing", "renewing"], timeout)
+            .await
     }
 
     pub fn data_dir(&self) -> PathBuf {
