@@ -11,7 +11,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use portcullis_config::model::Entrypoint;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::dataplane::DataPlane;
@@ -78,12 +78,14 @@ impl Listeners {
         let (stop, stopped) = watch::channel(false);
         let mut finished = Vec::new();
         let mut listening = Vec::new();
+        let (failed, mut failures) = mpsc::unbounded_channel();
         for index in 0..shared.plane.workers() {
             let sockets = (
                 web.try_clone().map_err(socket_error)?,
                 websecure.try_clone().map_err(socket_error)?,
             );
-            let (done, finished_rx) = oneshot::channel();
+            let (done, finished_rx) = oneshot::channel::<()>();
+            let failed = failed.clone();
             let (closed, closed_rx) = oneshot::channel();
             let worker = Worker {
                 index,
@@ -95,7 +97,10 @@ impl Listeners {
             std::thread::Builder::new()
                 .name(format!("portcullis-worker-{index}"))
                 .spawn(move || {
-                    let _ = done.send(worker.run(sockets));
+                    if let Err(error) = worker.run(sockets) {
+                        let _ = failed.send(error);
+                    }
+                    drop(done);
                 })
                 .map_err(|source| Error::Serve {
                     what: "worker thread",
@@ -105,12 +110,12 @@ impl Listeners {
             listening.push(closed_rx);
         }
         // The workers hold their own copies of the sockets.
-        drop((web, websecure));
+        drop((web, websecure, failed));
         let mut first_error = None;
         tokio::select! {
             () = shutdown => {}
             // A worker that failed ends the whole server.
-            Some(error) = first_worker_error(&mut finished) => first_error = Some(error),
+            Some(error) = failures.recv() => first_error = Some(error),
         }
         let _ = stop.send(true);
         // Said once every worker has closed its copy of the sockets, so that
@@ -120,9 +125,10 @@ impl Listeners {
         }
         tracing::info!(drain_timeout = ?drain, "stopped accepting; draining in-flight requests");
         for worker in finished {
-            if let Ok(Err(error)) = worker.await {
-                first_error.get_or_insert(error);
-            }
+            let _ = worker.await;
+        }
+        if let Ok(error) = failures.try_recv() {
+            first_error.get_or_insert(error);
         }
         first_error.map_or(Ok(()), Err)
     }
@@ -133,22 +139,6 @@ fn socket_error(source: std::io::Error) -> Error {
         what: "worker listener",
         source,
     }
-}
-
-/// Resolves with the error of the first worker that stops with one; pends
-/// while all are running.
-async fn first_worker_error(
-    finished: &mut [oneshot::Receiver<Result<(), Error>>],
-) -> Option<Error> {
-    let mut watching: Vec<_> = finished.iter_mut().collect();
-    while !watching.is_empty() {
-        let (result, index, _) = futures_util::future::select_all(watching.iter_mut()).await;
-        watching.swap_remove(index);
-        if let Ok(Err(error)) = result {
-            return Some(error);
-        }
-    }
-    std::future::pending().await
 }
 
 /// What every worker shares: the data plane, TLS and HTTP settings.
