@@ -3,15 +3,8 @@
 use std::process::Command;
 use std::time::Duration;
 
+use crate::support::pebble::free_port;
 use crate::support::server::binary;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[test]
 fn bad_settings_exit_non_zero_naming_key_and_file_and_bind_nothing() {
