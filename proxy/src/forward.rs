@@ -1,14 +1,20 @@
 //! Sending a routed request to its upstream and streaming the answer back.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use http::uri::PathAndQuery;
-use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
+use bytes::BytesMut;
+use http::uri::{Authority, PathAndQuery};
+use http::{request, HeaderValue, Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
+use crate::h1::{self, ConnectError, Connection, UpstreamBody};
 use crate::headers::{self, Forwarded};
-use crate::pool::{self, ConnectError, Lease, PooledBody};
+use crate::pool::Pool;
 use crate::route_table::Route;
 
 /// Why a request could not be forwarded; each maps to one status.
@@ -28,9 +34,9 @@ pub(crate) enum ForwardError {
     Upstream {
         /// The address tried.
         upstream: String,
-        /// What hyper said.
+        /// What went wrong in the exchange.
         #[source]
-        source: hyper::Error,
+        source: h1::Error,
     },
     /// Connecting or waiting for the response head took too long.
     #[error("upstream {upstream}: timed out {phase}")]
@@ -78,7 +84,7 @@ pub(crate) async fn forward(
     route: &Route,
     mut request: Request<Incoming>,
     context: Context,
-) -> Result<Response<PooledBody>, ForwardError> {
+) -> Result<Response<UpstreamBody>, ForwardError> {
     let upstreams = &route.upstreams;
     let (index, authority) = upstreams.pick().ok_or(ForwardError::NoUpstream)?;
     let pool = upstreams.pool(index).ok_or(ForwardError::NoUpstream)?;
@@ -116,8 +122,10 @@ pub(crate) async fn forward(
         upstream: authority.to_string(),
         phase,
     };
-    let exchange = send(pool, authority, upstreams.connect_timeout(), request);
-    let (mut response, sender) = match tokio::time::timeout(upstreams.response_timeout(), exchange)
+    let (parts, body) = request.into_parts();
+    let body = (!body.is_end_stream()).then_some(body);
+    let exchange = exchange(pool, authority, upstreams.connect_timeout(), &parts, body);
+    let (head, connection) = match tokio::time::timeout(upstreams.response_timeout(), exchange)
         .await
     {
         Err(_) => return Err(timed_out("waiting for the response")),
@@ -137,77 +145,92 @@ pub(crate) async fn forward(
         Ok(Ok(exchanged)) => exchanged,
     };
 
-    let lease = match client_upgrade {
-        Some(client_upgrade) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
-            let upstream_upgrade = hyper::upgrade::on(&mut response);
+    let body = match client_upgrade {
+        Some(client_upgrade) if head.parts.status == StatusCode::SWITCHING_PROTOCOLS => {
+            // The connection now belongs to the tunnel.
             tokio::spawn(tunnel(
                 Arc::clone(&route.router),
                 client_upgrade,
-                upstream_upgrade,
+                (*connection).into_io(),
             ));
-            // The connection now belongs to the tunnel.
-            None
+            UpstreamBody::empty()
         }
-        _ => {
-            headers::strip_hop_by_hop(response.headers_mut(), false);
-            Some(Lease::new(Arc::clone(pool), sender))
+        _ if head.parts.status == StatusCode::SWITCHING_PROTOCOLS => {
+            // A switch the client did not ask for cannot be passed on.
+            return Err(ForwardError::Upstream {
+                upstream: authority.to_string(),
+                source: h1::Error::Status(101),
+            });
         }
+        _ => UpstreamBody::new(
+            connection,
+            head.framing,
+            head.keep_alive,
+            Some(Arc::clone(pool)),
+        ),
     };
-    Ok(response.map(|body| PooledBody::new(body, lease)))
+    Ok(Response::from_parts(head.parts, body))
 }
 
 enum SendError {
     Connect(ConnectError),
-    Http(hyper::Error),
+    Http(h1::Error),
 }
 
-/// Sends on a pooled connection when one is ready, else on a new one. A
-/// pooled connection can be closed by the upstream just as we pick it (its
-/// idle timeout); when hyper hands the request back unsent, it goes once
-/// more on a new connection.
-async fn send(
-    pool: &pool::Pool,
-    authority: &http::uri::Authority,
-    connect_timeout: std::time::Duration,
-    request: Request<Incoming>,
-) -> Result<(Response<Incoming>, pool::Sender), SendError> {
-    let request = match pool.take() {
-        Some(mut sender) => match sender.try_send_request(request).await {
-            Ok(response) => return Ok((response, sender)),
-            Err(mut error) => match error.take_message() {
-                Some(request) => request,
-                None => return Err(SendError::Http(error.into_error())),
-            },
-        },
-        None => request,
-    };
+/// Sends on a pooled connection when there is one, else on a new one. A
+/// pooled connection can be closed by the upstream just as it is picked
+/// (its idle timeout); a request without a body whose method is idempotent
+/// then goes once more on a new connection.
+async fn exchange(
+    pool: &Pool,
+    authority: &Authority,
+    connect_timeout: Duration,
+    parts: &request::Parts,
+    mut body: Option<Incoming>,
+) -> Result<(h1::ResponseHead, Box<Connection>), SendError> {
+    let retryable = body.is_none() && parts.method.is_idempotent();
+    if let Some(mut connection) = pool.take() {
+        match connection.send(parts, body.take()).await {
+            Ok(head) => return Ok((head, connection)),
+            Err(error) if retryable && error.is_stale_connection() => {
+                tracing::debug!(upstream = %authority, %error, "pooled connection was closed; retrying on a new one");
+            }
+            Err(error) => return Err(SendError::Http(error)),
+        }
+    }
     // Boxed: connecting is the rare path, and its future would otherwise
-    // make every request's future (moved on each spawn) larger.
-    let mut sender = Box::pin(pool::connect(authority, connect_timeout))
+    // make every request's future larger.
+    let mut connection = Box::pin(Connection::open(authority, connect_timeout))
         .await
         .map_err(SendError::Connect)?;
-    let response = sender
-        .send_request(request)
+    let head = connection
+        .send(parts, body)
         .await
         .map_err(SendError::Http)?;
-    Ok((response, sender))
+    Ok((head, connection))
 }
 
-/// Copies bytes both ways between an upgraded client and upstream connection.
+/// Copies bytes both ways between an upgraded client and the upstream
+/// connection, starting with what the upstream sent past its 101.
 async fn tunnel(
     router: Arc<str>,
     client: hyper::upgrade::OnUpgrade,
-    upstream: hyper::upgrade::OnUpgrade,
+    (mut upstream, early): (TcpStream, BytesMut),
 ) {
-    let (client, upstream) = match tokio::try_join!(client, upstream) {
-        Ok(pair) => pair,
+    let client = match client.await {
+        Ok(client) => client,
         Err(error) => {
             tracing::debug!(router = %router, %error, "upgrade did not complete");
             return;
         }
     };
     let mut client = TokioIo::new(client);
-    let mut upstream = TokioIo::new(upstream);
+    if !early.is_empty() {
+        if let Err(error) = client.write_all(&early).await {
+            tracing::debug!(router = %router, %error, "tunnel closed with an error");
+            return;
+        }
+    }
     if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
         tracing::debug!(router = %router, %error, "tunnel closed with an error");
     }

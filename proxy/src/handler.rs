@@ -19,14 +19,14 @@ use crate::access_log::{AccessRecord, Logged};
 use crate::certificate;
 use crate::dataplane::DataPlane;
 use crate::forward::{self, forward};
-use crate::pool::PooledBody;
+use crate::h1::UpstreamBody;
 use crate::route_table::Route;
 
 /// The body of every response the proxy sends: an upstream's streamed body
 /// or a small local one, counted for the access log.
-pub(crate) type ProxyBody = Logged<Either<PooledBody, Full<Bytes>>>;
+pub(crate) type ProxyBody = Logged<Either<UpstreamBody, Full<Bytes>>>;
 
-type Plain = Response<Either<PooledBody, Full<Bytes>>>;
+type Plain = Response<Either<UpstreamBody, Full<Bytes>>>;
 
 /// RFC 8555 §8.3: where HTTP-01 tokens are fetched.
 pub const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";

@@ -16,6 +16,7 @@ mod dataplane;
 mod error;
 mod fallback_cert;
 mod forward;
+mod h1;
 mod handler;
 mod headers;
 mod listener;

@@ -192,6 +192,8 @@ impl Worker {
         let web = TcpListener::from_std(web).map_err(socket_error)?;
         let websecure = TcpListener::from_std(websecure).map_err(socket_error)?;
         let graceful = GracefulShutdown::new();
+        // Ends with the runtime, when the worker returns.
+        tokio::spawn(crate::pool::sweep_idle());
         let accept = async {
             tokio::join!(
                 accept_loop(&web, Entrypoint::Web, &self.shared, &graceful),

@@ -2,54 +2,35 @@
 //!
 //! One pool per worker thread and address (see [`crate::worker`]): only its
 //! own worker takes from or returns to a pool (a lock-free queue, never
-//! contended), so a connection's task always runs on the thread whose
-//! requests use it. Connections are opened on demand with
-//! `hyper::client::conn::http1`; a connection goes back to its pool when the
-//! response body that used it is dropped (see [`Lease`]), and is taken again
-//! only when hyper says it is ready for the next request.
+//! contended), so a connection is only ever polled by the event loop it is
+//! registered with. A connection returns the moment its response body has
+//! been read (see [`crate::h1::UpstreamBody`]).
+//!
+//! Idle connections have no task of their own. Whether the upstream closed
+//! one is checked when it is taken; each worker also sweeps its pools every
+//! few seconds, so connections the upstream closed, or that sat idle too
+//! long, do not hold sockets open while traffic is quiet.
 
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use crossbeam_queue::SegQueue;
-use http::uri::Authority;
-use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+
+use crate::h1::Connection;
 
 /// How long an idle pooled upstream connection is kept.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Idle connections kept per upstream address and worker.
 pub(crate) const MAX_IDLE: usize = 256;
-/// TCP keep-alive probes on upstream connections, so a dead peer behind a
-/// silent network is noticed while the connection sits in the pool.
-const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
-
-/// The request side of one upstream connection.
-pub(crate) type Sender = http1::SendRequest<Incoming>;
-
-/// Why a new upstream connection could not be opened.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ConnectError {
-    /// The TCP connect did not finish within the service's connect timeout.
-    #[error("timed out connecting")]
-    Timeout,
-    /// The TCP connect failed (refused, unreachable, name not resolved).
-    #[error("could not connect: {0}")]
-    Io(#[from] std::io::Error),
-    /// The HTTP/1.1 connection could not be set up.
-    #[error("could not start HTTP/1.1: {0}")]
-    Http(#[from] hyper::Error),
-}
+/// How often a worker looks through its pools for closed or expired
+/// connections.
+pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
 struct Idle {
-    sender: Sender,
+    connection: Box<Connection>,
     since: Instant,
 }
 
@@ -60,35 +41,56 @@ pub(crate) struct Pool {
     /// used in turn; in a lull they all age out together. Allocates nothing
     /// until a connection is first returned.
     idle: SegQueue<Idle>,
+    /// Whether this pool is on its worker's sweep list yet.
+    swept: AtomicBool,
+}
+
+thread_local! {
+    /// The pools the current worker has returned connections to.
+    static SWEPT: RefCell<Vec<Weak<Pool>>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Pool {
-    /// An idle connection that is ready for a request, if there is one.
-    /// Closed and expired connections found on the way are dropped; one
-    /// still finishing its last response goes back to the end of the queue.
-    pub(crate) fn take(&self) -> Option<Sender> {
+    /// An idle connection that is still open, if there is one. Closed and
+    /// expired connections found on the way are dropped (which closes them).
+    pub(crate) fn take(&self) -> Option<Box<Connection>> {
         let now = Instant::now();
-        for _ in 0..self.idle.len() {
-            let entry = self.idle.pop()?;
-            if entry.sender.is_closed() || now.duration_since(entry.since) > IDLE_TIMEOUT {
-                continue;
+        while let Some(entry) = self.idle.pop() {
+            if now.duration_since(entry.since) <= IDLE_TIMEOUT
+                && entry.connection.is_open_and_idle()
+            {
+                return Some(entry.connection);
             }
-            if entry.sender.is_ready() {
-                return Some(entry.sender);
-            }
-            self.idle.push(entry);
         }
         None
     }
 
-    /// Returns a connection after its response; a closed one, or one over
-    /// the limit, is dropped (which closes it).
-    pub(crate) fn put(&self, sender: Sender) {
-        if !sender.is_closed() && self.idle.len() < MAX_IDLE {
-            self.idle.push(Idle {
-                sender,
-                since: Instant::now(),
-            });
+    /// Returns a connection after a complete exchange; one over the limit
+    /// is dropped (which closes it).
+    pub(crate) fn put(self: &Arc<Self>, connection: Box<Connection>) {
+        if self.idle.len() >= MAX_IDLE {
+            return;
+        }
+        self.idle.push(Idle {
+            connection,
+            since: Instant::now(),
+        });
+        if !self.swept.swap(true, Ordering::Relaxed) {
+            let weak = Arc::downgrade(self);
+            SWEPT.with(|pools| pools.borrow_mut().push(weak));
+        }
+    }
+
+    /// Drops the connections that are closed or expired; keeps the others
+    /// in their order.
+    fn sweep(&self, now: Instant) {
+        for _ in 0..self.idle.len() {
+            let Some(entry) = self.idle.pop() else { break };
+            if now.duration_since(entry.since) <= IDLE_TIMEOUT
+                && entry.connection.is_open_and_idle()
+            {
+                self.idle.push(entry);
+            }
         }
     }
 
@@ -99,154 +101,63 @@ impl Pool {
     }
 }
 
-/// A connection lent to one request; it returns to its pool when the
-/// response body that came over it is dropped, that is once the response
-/// has been passed on (or abandoned, in which case hyper closes it and the
-/// pool drops it).
-#[derive(Debug)]
-pub(crate) struct Lease {
-    pool: Arc<Pool>,
-    sender: Option<Sender>,
-}
-
-impl Lease {
-    pub(crate) fn new(pool: Arc<Pool>, sender: Sender) -> Self {
-        Self {
-            pool,
-            sender: Some(sender),
-        }
+/// Sweeps the current worker's pools every [`SWEEP_INTERVAL`], forever;
+/// pools of tables that were swapped out fall off the list.
+pub(crate) async fn sweep_idle() {
+    let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        sweep_now();
     }
 }
 
-impl Drop for Lease {
-    fn drop(&mut self) {
-        if let Some(sender) = self.sender.take() {
-            self.pool.put(sender);
-        }
-    }
-}
-
-/// An upstream's response body, holding the lease on its connection.
-#[derive(Debug)]
-pub(crate) struct PooledBody {
-    // Dropped first: an unfinished body tells hyper to close the connection
-    // before the lease offers it back to the pool.
-    inner: Incoming,
-    _lease: Option<Lease>,
-}
-
-impl PooledBody {
-    /// `lease` is `None` for a connection that must not be reused (an upgrade).
-    pub(crate) fn new(inner: Incoming, lease: Option<Lease>) -> Self {
-        Self {
-            inner,
-            _lease: lease,
-        }
-    }
-}
-
-impl Body for PooledBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// Opens a new HTTP/1.1 connection to `authority` and starts its task on
-/// the current worker.
-pub(crate) async fn connect(
-    authority: &Authority,
-    timeout: Duration,
-) -> Result<Sender, ConnectError> {
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(authority.as_str()))
-        .await
-        .map_err(|_| ConnectError::Timeout)??;
-    stream.set_nodelay(true)?;
-    let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
-    socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive)?;
-    let (mut sender, connection) = http1::Builder::new()
-        .handshake(TokioIo::new(stream))
-        .await?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.with_upgrades().await {
-            tracing::debug!(%error, "upstream connection ended with an error");
-        }
+fn sweep_now() {
+    let now = Instant::now();
+    let pools: Vec<Arc<Pool>> = SWEPT.with(|pools| {
+        let mut pools = pools.borrow_mut();
+        pools.retain(|pool| pool.strong_count() > 0);
+        pools.iter().filter_map(Weak::upgrade).collect()
     });
-    sender.ready().await?;
-    Ok(sender)
+    for pool in pools {
+        pool.sweep(now);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    async fn backend() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(|_req| async {
-                        Ok::<_, std::convert::Infallible>(http::Response::new(
-                            http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
-                        ))
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        (addr, task)
-    }
+    use http::uri::Authority;
 
     #[tokio::test]
     async fn a_returned_connection_is_reused_and_a_closed_one_is_dropped() {
-        let (addr, backend) = backend().await;
-        let authority: Authority = addr.to_string().parse().unwrap();
-        let pool = Pool::default();
-        assert!(pool.take().is_none());
-        let sender = connect(&authority, Duration::from_secs(1)).await.unwrap();
-        pool.put(sender);
-        assert_eq!(pool.idle(), 1);
-        assert!(pool.take().is_some(), "a ready idle connection is reused");
-        assert_eq!(pool.idle(), 0);
-
-        backend.abort();
-
-        // A server that hangs up right after accepting.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
-        let hang_up = tokio::spawn(async move {
-            let (stream, _) = listener.accept().await.unwrap();
-            drop(stream);
-        });
-        let sender = connect(&authority, Duration::from_secs(1)).await.unwrap();
-        hang_up.await.unwrap();
-        pool.put(sender);
+        let pool = Arc::new(Pool::default());
+        assert!(pool.take().is_none());
+
+        let connection = Connection::open(&authority, Duration::from_secs(1))
+            .await
+            .unwrap();
+        let (server_side, _) = listener.accept().await.unwrap();
+        pool.put(connection);
+        assert_eq!(pool.idle(), 1);
+        let connection = pool.take().expect("an open idle connection is reused");
+        assert_eq!(pool.idle(), 0);
+
+        // The upstream closes the connection while it is idle.
+        pool.put(connection);
+        drop(server_side);
         let closed = async {
-            while pool.take().is_some() {
+            while pool.idle() > 0 {
                 tokio::time::sleep(Duration::from_millis(10)).await;
+                sweep_now();
             }
         };
         tokio::time::timeout(Duration::from_secs(5), closed)
             .await
-            .expect("a closed connection is not handed out");
-        assert_eq!(pool.idle(), 0);
+            .expect("the sweep drops a connection the upstream closed");
+        assert!(pool.take().is_none());
     }
 
     #[tokio::test]
@@ -254,9 +165,9 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
         drop(listener);
-        let error = connect(&authority, Duration::from_secs(1))
+        let error = Connection::open(&authority, Duration::from_secs(1))
             .await
             .unwrap_err();
-        assert!(matches!(error, ConnectError::Io(_)), "{error}");
+        assert!(matches!(error, crate::h1::ConnectError::Io(_)), "{error}");
     }
 }

@@ -1,0 +1,386 @@
+//! Request heads written to an upstream and response heads read back.
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{request, response, Method, StatusCode, Version};
+
+use super::Error;
+use crate::headers;
+
+/// Response header fields accepted from an upstream (hyper's default too).
+const MAX_HEADERS: usize = 100;
+/// Longest response head accepted; a longer one is a broken upstream.
+pub(crate) const MAX_HEAD: usize = 64 * 1024;
+
+/// How a request body is framed on the wire (RFC 9112 §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RequestFraming {
+    /// No body follows the head.
+    Empty,
+    /// Exactly this many bytes follow (the request's `Content-Length`).
+    Length(u64),
+    /// `Transfer-Encoding: chunked`, for a body of unknown length.
+    Chunked,
+}
+
+/// How a response body is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// No body: a HEAD request, or a 1xx, 204 or 304 status.
+    Empty,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Everything until the upstream closes the connection.
+    UntilClose,
+}
+
+/// A parsed response head and what it says about the connection.
+#[derive(Debug)]
+pub(crate) struct ResponseHead {
+    pub parts: response::Parts,
+    pub framing: Framing,
+    /// The connection may carry another request once this body is read.
+    pub keep_alive: bool,
+}
+
+/// Writes the request line and header fields, ending with the blank line.
+///
+/// The headers are written as they are: the caller has already removed
+/// hop-by-hop fields, including `Transfer-Encoding`, and set `Host`.
+pub(crate) fn encode_request(parts: &request::Parts, framing: RequestFraming, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &parts.headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if framing == RequestFraming::Chunked {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Where one header field sits in the head, by byte offsets.
+#[derive(Clone, Copy, Default)]
+struct Field {
+    name: (usize, usize),
+    value: (usize, usize),
+}
+
+/// Parses a response head from the front of `buf` and removes it from the
+/// buffer; `Ok(None)` when the head is not complete yet.
+///
+/// Header values share the head's bytes rather than being copied. Hop-by-hop
+/// fields are left out on the way (except on a 101, whose `Upgrade` and
+/// `Connection` the client needs), and the framing fields are read as they
+/// go by, so the head is walked once.
+pub(crate) fn parse_response(
+    buf: &mut BytesMut,
+    method: &Method,
+) -> Result<Option<ResponseHead>, Error> {
+    let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut raw);
+    let length = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(Error::HeadTooLarge),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(error) => return Err(Error::Malformed(error)),
+    };
+    let code = parsed.code.unwrap_or_default();
+    let version = match parsed.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let base = buf.as_ptr() as usize;
+    let mut fields = [Field::default(); MAX_HEADERS];
+    let count = parsed.headers.len();
+    for (field, header) in fields.iter_mut().zip(parsed.headers.iter()) {
+        let name = header.name.as_ptr() as usize - base;
+        let value = header.value.as_ptr() as usize - base;
+        *field = Field {
+            name: (name, name + header.name.len()),
+            value: (value, value + header.value.len()),
+        };
+    }
+    let head = buf.split_to(length).freeze();
+    let status = StatusCode::from_u16(code).map_err(|_| Error::Status(code))?;
+    build(head, &fields[..count], status, version, method).map(Some)
+}
+
+fn build(
+    head: Bytes,
+    fields: &[Field],
+    status: StatusCode,
+    version: Version,
+    method: &Method,
+) -> Result<ResponseHead, Error> {
+    let switching = status == StatusCode::SWITCHING_PROTOCOLS;
+    let mut map = HeaderMap::with_capacity(fields.len());
+    let mut content_length = None;
+    let mut chunked = None;
+    let mut close = false;
+    let mut keep_alive = false;
+    let mut named = false;
+    for field in fields {
+        let name = HeaderName::from_bytes(&head[field.name.0..field.name.1])
+            .map_err(|_| Error::HeaderName)?;
+        let raw = head.slice(field.value.0..field.value.1);
+        if name == header::CONTENT_LENGTH {
+            let length = parse_length(&raw).ok_or(Error::ContentLength)?;
+            if content_length.is_some_and(|seen| seen != length) {
+                return Err(Error::ContentLength);
+            }
+            content_length = Some(length);
+        } else if name == header::TRANSFER_ENCODING {
+            // RFC 9112 §6.3: chunked counts only as the final coding.
+            chunked = Some(last_token(&raw).eq_ignore_ascii_case(b"chunked"));
+            if !switching {
+                continue;
+            }
+        } else if name == header::CONNECTION {
+            for token in raw.split(|&b| b == b',').map(trim) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    keep_alive = true;
+                } else if !token.is_empty() {
+                    named = true;
+                }
+            }
+            if !switching {
+                continue;
+            }
+        } else if !switching && (headers::is_hop_by_hop(&name) || name == header::UPGRADE) {
+            continue;
+        }
+        let value = HeaderValue::from_maybe_shared(raw).map_err(|_| Error::HeaderValue)?;
+        map.append(name, value);
+    }
+    if named && !switching {
+        // Fields the upstream's `Connection` lists are hop-by-hop too.
+        let connection = fields.iter().filter_map(|field| {
+            let name = &head[field.name.0..field.name.1];
+            name.eq_ignore_ascii_case(b"connection")
+                .then(|| &head[field.value.0..field.value.1])
+        });
+        let listed: Vec<HeaderName> = connection
+            .flat_map(|value| value.split(|&b| b == b','))
+            .filter_map(|token| HeaderName::from_bytes(trim(token)).ok())
+            .collect();
+        for name in listed {
+            map.remove(name);
+        }
+    }
+
+    let bodiless = method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let framing = match (bodiless, chunked, content_length) {
+        (true, _, _) => Framing::Empty,
+        (false, Some(true), _) => Framing::Chunked,
+        (false, Some(false), _) => Framing::UntilClose,
+        (false, None, Some(length)) => Framing::Length(length),
+        (false, None, None) => Framing::UntilClose,
+    };
+    let persistent = match version {
+        Version::HTTP_10 => keep_alive && !close,
+        _ => !close,
+    };
+    // Both framings at once can be a smuggling attempt: never reuse.
+    let ambiguous = chunked.is_some() && content_length.is_some();
+    let keep_alive = persistent && !ambiguous && !switching && framing != Framing::UntilClose;
+
+    let mut parts = response::Response::new(()).into_parts().0;
+    parts.status = status;
+    parts.version = version;
+    parts.headers = map;
+    Ok(ResponseHead {
+        parts,
+        framing,
+        keep_alive,
+    })
+}
+
+fn parse_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    value.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+fn last_token(value: &[u8]) -> &[u8] {
+    value.rsplit(|&b| b == b',').next().map_or(value, trim)
+}
+
+fn trim(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |end| end + 1);
+    &bytes[start..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, method: Method) -> Result<Option<ResponseHead>, Error> {
+        parse_response(&mut BytesMut::from(text), &method)
+    }
+
+    #[test]
+    fn a_request_head_has_the_origin_form_target_and_its_headers() {
+        let (mut parts, ()) = http::Request::post("/a?b=1")
+            .header("host", "app.test")
+            .header("x-one", "1")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let mut out = Vec::new();
+        encode_request(&parts, RequestFraming::Chunked, &mut out);
+        assert_eq!(
+            out,
+            b"POST /a?b=1 HTTP/1.1\r\nhost: app.test\r\nx-one: 1\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
+        parts.method = Method::GET;
+        encode_request(&parts, RequestFraming::Empty, &mut out);
+        assert!(out.starts_with(b"GET /a?b=1 HTTP/1.1\r\n"));
+        assert!(out.ends_with(b"x-one: 1\r\n\r\n"));
+    }
+
+    #[test]
+    fn a_partial_head_waits_and_the_rest_stays_in_the_buffer() {
+        let mut buf = BytesMut::from("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n");
+        assert!(parse_response(&mut buf, &Method::GET).unwrap().is_none());
+        buf.extend_from_slice(b"\r\nokNEXT");
+        let head = parse_response(&mut buf, &Method::GET).unwrap().unwrap();
+        assert_eq!(head.framing, Framing::Length(2));
+        assert!(head.keep_alive);
+        assert_eq!(head.parts.headers["content-length"], "2");
+        assert_eq!(&buf[..], b"okNEXT");
+    }
+
+    #[test]
+    fn hop_by_hop_fields_are_left_out_and_connection_decides_reuse() {
+        let head = parse(
+            "HTTP/1.1 200 OK\r\nConnection: close, X-Secret\r\nKeep-Alive: timeout=5\r\nX-Secret: 1\r\nTransfer-Encoding: gzip, chunked\r\nX-Kept: yes\r\n\r\n",
+            Method::GET,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(head.framing, Framing::Chunked);
+        assert!(!head.keep_alive);
+        let names: Vec<_> = head.parts.headers.keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["x-kept"]);
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112_section_6_3() {
+        let cases = [
+            (
+                "HTTP/1.1 200 OK\r\n\r\n",
+                Method::GET,
+                Framing::UntilClose,
+                false,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n",
+                Method::HEAD,
+                Framing::Empty,
+                true,
+            ),
+            (
+                "HTTP/1.1 204 No Content\r\n\r\n",
+                Method::GET,
+                Framing::Empty,
+                true,
+            ),
+            (
+                "HTTP/1.1 304 Not Modified\r\ncontent-length: 9\r\n\r\n",
+                Method::GET,
+                Framing::Empty,
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n",
+                Method::GET,
+                Framing::UntilClose,
+                false,
+            ),
+            (
+                "HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n",
+                Method::GET,
+                Framing::Length(1),
+                false,
+            ),
+            (
+                "HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 1\r\n\r\n",
+                Method::GET,
+                Framing::Length(1),
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n",
+                Method::GET,
+                Framing::Chunked,
+                false,
+            ),
+        ];
+        for (text, method, framing, keep_alive) in cases {
+            let head = parse(text, method).unwrap().unwrap();
+            assert_eq!(
+                (head.framing, head.keep_alive),
+                (framing, keep_alive),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_switching_response_keeps_its_upgrade_fields_and_is_never_reused() {
+        let head = parse(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+            Method::GET,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(head.parts.status, StatusCode::SWITCHING_PROTOCOLS);
+        assert_eq!(head.parts.headers["upgrade"], "websocket");
+        assert_eq!(head.parts.headers["connection"], "Upgrade");
+        assert!(!head.keep_alive);
+    }
+
+    #[test]
+    fn broken_heads_are_errors() {
+        let cases = [
+            "HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ncontent-length: 99999999999999999999\r\n\r\n",
+            "HTTP/1.1 2000 OK\r\n\r\n",
+            "SMTP ready\r\n\r\n",
+        ];
+        for text in cases {
+            assert!(parse(text, Method::GET).is_err(), "{text:?}");
+        }
+        let endless = format!("HTTP/1.1 200 OK\r\nx: {}", "a".repeat(MAX_HEAD));
+        assert!(matches!(
+            parse(&endless, Method::GET),
+            Err(Error::HeadTooLarge)
+        ));
+    }
+}
