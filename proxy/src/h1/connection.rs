@@ -47,6 +47,8 @@ pub(crate) struct Connection {
     pub(super) read: BytesMut,
     /// The request head being written (its allocation is reused).
     write: Vec<u8>,
+    /// Where the response head's fields are, while it is parsed.
+    fields: Vec<head::Field>,
 }
 
 impl Connection {
@@ -67,6 +69,7 @@ impl Connection {
             stream,
             read: BytesMut::new(),
             write: Vec::new(),
+            fields: Vec::new(),
         }))
     }
 
@@ -129,11 +132,11 @@ impl Connection {
         let (mut reader, mut writer) = self.stream.split();
         let Some(body) = body else {
             writer.write_all(&self.write).await.map_err(Error::Reset)?;
-            return read_head(&mut reader, &mut self.read, parts).await;
+            return read_head(&mut reader, &mut self.read, &mut self.fields, parts).await;
         };
 
         let upload = upload(&mut writer, &mut self.write, body, framing);
-        let response = read_head(&mut reader, &mut self.read, parts);
+        let response = read_head(&mut reader, &mut self.read, &mut self.fields, parts);
         tokio::pin!(upload, response);
         let mut uploaded = None;
         let mut head = loop {
@@ -160,13 +163,14 @@ impl Connection {
 async fn read_head(
     reader: &mut ReadHalf<'_>,
     buf: &mut BytesMut,
+    fields: &mut Vec<head::Field>,
     parts: &request::Parts,
 ) -> Result<ResponseHead, Error> {
     let mut received = false;
     loop {
         if !buf.is_empty() {
             received = true;
-            if let Some(head) = head::parse_response(buf, &parts.method)? {
+            if let Some(head) = head::parse_response(buf, &parts.method, fields)? {
                 let status = head.parts.status;
                 if status.is_informational() && status != http::StatusCode::SWITCHING_PROTOCOLS {
                     continue;

@@ -1,5 +1,7 @@
 //! Request heads written to an upstream and response heads read back.
 
+use std::mem::MaybeUninit;
+
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{request, response, Method, StatusCode, Version};
@@ -69,8 +71,8 @@ pub(crate) fn encode_request(parts: &request::Parts, framing: RequestFraming, ou
 }
 
 /// Where one header field sits in the head, by byte offsets.
-#[derive(Clone, Copy, Default)]
-struct Field {
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Field {
     name: (usize, usize),
     value: (usize, usize),
 }
@@ -82,13 +84,21 @@ struct Field {
 /// fields are left out on the way (except on a 101, whose `Upgrade` and
 /// `Connection` the client needs), and the framing fields are read as they
 /// go by, so the head is walked once.
+///
+/// `fields` is scratch space kept with the connection, so that parsing
+/// allocates and zeroes nothing but the header map.
 pub(crate) fn parse_response(
     buf: &mut BytesMut,
     method: &Method,
+    fields: &mut Vec<Field>,
 ) -> Result<Option<ResponseHead>, Error> {
-    let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Response::new(&mut raw);
-    let length = match parsed.parse(buf) {
+    let mut raw = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut []);
+    let length = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut parsed,
+        buf,
+        &mut raw,
+    ) {
         Ok(httparse::Status::Complete(length)) => length,
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(Error::HeadTooLarge),
         Ok(httparse::Status::Partial) => return Ok(None),
@@ -100,19 +110,18 @@ pub(crate) fn parse_response(
         _ => Version::HTTP_11,
     };
     let base = buf.as_ptr() as usize;
-    let mut fields = [Field::default(); MAX_HEADERS];
-    let count = parsed.headers.len();
-    for (field, header) in fields.iter_mut().zip(parsed.headers.iter()) {
+    fields.clear();
+    fields.extend(parsed.headers.iter().map(|header| {
         let name = header.name.as_ptr() as usize - base;
         let value = header.value.as_ptr() as usize - base;
-        *field = Field {
+        Field {
             name: (name, name + header.name.len()),
             value: (value, value + header.value.len()),
-        };
-    }
+        }
+    }));
     let head = buf.split_to(length).freeze();
     let status = StatusCode::from_u16(code).map_err(|_| Error::Status(code))?;
-    build(head, &fields[..count], status, version, method).map(Some)
+    build(head, fields, status, version, method).map(Some)
 }
 
 fn build(
@@ -240,7 +249,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str, method: Method) -> Result<Option<ResponseHead>, Error> {
-        parse_response(&mut BytesMut::from(text), &method)
+        parse_response(&mut BytesMut::from(text), &method, &mut Vec::new())
     }
 
     #[test]
@@ -266,9 +275,13 @@ mod tests {
     #[test]
     fn a_partial_head_waits_and_the_rest_stays_in_the_buffer() {
         let mut buf = BytesMut::from("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n");
-        assert!(parse_response(&mut buf, &Method::GET).unwrap().is_none());
+        assert!(parse_response(&mut buf, &Method::GET, &mut Vec::new())
+            .unwrap()
+            .is_none());
         buf.extend_from_slice(b"\r\nokNEXT");
-        let head = parse_response(&mut buf, &Method::GET).unwrap().unwrap();
+        let head = parse_response(&mut buf, &Method::GET, &mut Vec::new())
+            .unwrap()
+            .unwrap();
         assert_eq!(head.framing, Framing::Length(2));
         assert!(head.keep_alive);
         assert_eq!(head.parts.headers["content-length"], "2");
