@@ -58,13 +58,18 @@ pub(crate) fn encode_request(parts: &request::Parts, framing: RequestFraming, ou
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    let chunked = framing == RequestFraming::Chunked;
     for (name, value) in &parts.headers {
+        // RFC 9112 §6.3: never both framings in one message (smuggling).
+        if chunked && name == header::CONTENT_LENGTH {
+            continue;
+        }
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if framing == RequestFraming::Chunked {
+    if chunked {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
     out.extend_from_slice(b"\r\n");
@@ -266,6 +271,13 @@ mod tests {
             out,
             b"POST /a?b=1 HTTP/1.1\r\nhost: app.test\r\nx-one: 1\r\ntransfer-encoding: chunked\r\n\r\n"
         );
+        // A length that could not be used is not sent beside chunked.
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from_static("x"));
+        encode_request(&parts, RequestFraming::Chunked, &mut out);
+        assert!(!String::from_utf8_lossy(&out).contains("content-length"));
+        parts.headers.remove(header::CONTENT_LENGTH);
         parts.method = Method::GET;
         encode_request(&parts, RequestFraming::Empty, &mut out);
         assert!(out.starts_with(b"GET /a?b=1 HTTP/1.1\r\n"));
