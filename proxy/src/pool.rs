@@ -34,6 +34,13 @@ struct Idle {
     since: Instant,
 }
 
+impl Idle {
+    /// Not idle for too long, and not closed by the upstream meanwhile.
+    fn is_usable(&self, now: Instant) -> bool {
+        now.duration_since(self.since) <= IDLE_TIMEOUT && self.connection.is_open_and_idle()
+    }
+}
+
 /// Idle connections to one address, for one worker.
 #[derive(Debug, Default)]
 pub(crate) struct Pool {
@@ -56,9 +63,7 @@ impl Pool {
     pub(crate) fn take(&self) -> Option<Box<Connection>> {
         let now = Instant::now();
         while let Some(entry) = self.idle.pop() {
-            if now.duration_since(entry.since) <= IDLE_TIMEOUT
-                && entry.connection.is_open_and_idle()
-            {
+            if entry.is_usable(now) {
                 return Some(entry.connection);
             }
         }
@@ -86,9 +91,7 @@ impl Pool {
     fn sweep(&self, now: Instant) {
         for _ in 0..self.idle.len() {
             let Some(entry) = self.idle.pop() else { break };
-            if now.duration_since(entry.since) <= IDLE_TIMEOUT
-                && entry.connection.is_open_and_idle()
-            {
+            if entry.is_usable(now) {
                 self.idle.push(entry);
             }
         }

@@ -234,11 +234,8 @@ where
     if chunked {
         scratch.clear();
         scratch.extend_from_slice(b"0\r\n");
-        for (name, value) in trailers.iter().flatten() {
-            scratch.extend_from_slice(name.as_str().as_bytes());
-            scratch.extend_from_slice(b": ");
-            scratch.extend_from_slice(value.as_bytes());
-            scratch.extend_from_slice(b"\r\n");
+        if let Some(trailers) = &trailers {
+            head::encode_fields(trailers.iter(), scratch);
         }
         scratch.extend_from_slice(b"\r\n");
         writer.write_all(scratch).await.map_err(Error::Io)?;

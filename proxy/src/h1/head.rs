@@ -59,20 +59,29 @@ pub(crate) fn encode_request(parts: &request::Parts, framing: RequestFraming, ou
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let chunked = framing == RequestFraming::Chunked;
-    for (name, value) in &parts.headers {
-        // RFC 9112 §6.3: never both framings in one message (smuggling).
-        if chunked && name == header::CONTENT_LENGTH {
-            continue;
-        }
+    // RFC 9112 §6.3: never both framings in one message (smuggling).
+    let fields = parts
+        .headers
+        .iter()
+        .filter(|(name, _)| !(chunked && *name == header::CONTENT_LENGTH));
+    encode_fields(fields, out);
+    if chunked {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes `name: value` lines, for a head or a chunked body's trailers.
+pub(crate) fn encode_fields<'a>(
+    fields: impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)>,
+    out: &mut Vec<u8>,
+) {
+    for (name, value) in fields {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if chunked {
-        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
 }
 
 /// Where one header field sits in the head, by byte offsets.
