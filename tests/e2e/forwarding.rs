@@ -1,6 +1,7 @@
 //! Forwarding: headers, balancing, upstream failures, streaming, upgrades, `web`.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -359,4 +360,135 @@ async fn web_serves_plain_routes_redirects_secure_ones_and_keeps_acme_path() {
     .await
     .unwrap();
     assert_eq!(reply.status, 404);
+}
+
+/// A raw HTTP/1.1 upstream answering by path with exactly the bytes given,
+/// so that framing the proxy must honour is under the test's control:
+/// `/head` (any method) a head with `Content-Length: 42` and no body,
+/// `/empty` a 204, `/close` a body delimited by closing the connection,
+/// `/early` a 413 sent before the request body is read. It counts the TCP
+/// connections it accepts.
+async fn scripted_upstream() -> (String, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            counter.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                loop {
+                    let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        let mut buf = [0u8; 4096];
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen.extend_from_slice(&buf[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&seen[..end]).into_owned();
+                    seen.drain(..end + 4);
+                    let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
+                    let (reply, close): (&[u8], bool) = match path.as_str() {
+                        "/head" => (b"HTTP/1.1 200 OK\r\ncontent-length: 42\r\nx-kind: head\r\n\r\n", false),
+                        "/empty" => (b"HTTP/1.1 204 No Content\r\nx-kind: empty\r\n\r\n", false),
+                        "/close" => (b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil the end", true),
+                        "/early" => (b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 8\r\nconnection: close\r\n\r\ntoo long", true),
+                        _ => (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", false),
+                    };
+                    if stream.write_all(reply).await.is_err() {
+                        return;
+                    }
+                    if close {
+                        // A lingering close, as nginx does: closing with an
+                        // unread upload would reset the connection instead.
+                        let _ = stream.shutdown().await;
+                        let drain = async {
+                            let mut buf = [0u8; 65536];
+                            while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+                        };
+                        let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn upstream_framing_is_honoured_and_early_answers_reach_the_client() {
+    let pki = Pki::new("Test CA");
+    let (upstream, accepted) = scripted_upstream().await;
+    let server = https_server(
+        &pki,
+        &route_toml("raw", &["raw.test"], &[&upstream], ""),
+        &["raw.test"],
+    )
+    .await;
+    let mut conn = Conn::https(
+        server.websecure,
+        "raw.test",
+        pki.client_config(&[b"http/1.1"], None),
+    )
+    .await
+    .unwrap();
+
+    // HEAD: the upstream's length is passed on, no body is waited for, and
+    // the upstream connection serves the next requests.
+    let reply = conn
+        .send("HEAD", "raw.test", "/head", &[], Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.headers["content-length"], "42");
+    assert_eq!(reply.body, "");
+    let reply = conn.get("raw.test", "/empty").await.unwrap();
+    assert_eq!((reply.status.as_u16(), reply.body.as_str()), (204, ""));
+    assert_eq!(reply.headers["x-kind"], "empty");
+    let reply = conn.get("raw.test", "/chunked").await.unwrap();
+    assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, "abc"));
+    assert_eq!(
+        accepted.load(Ordering::Relaxed),
+        1,
+        "one upstream connection so far"
+    );
+
+    // A body delimited by the upstream closing arrives whole, and the next
+    // request goes on a new upstream connection.
+    let reply = conn.get("raw.test", "/close").await.unwrap();
+    assert_eq!(
+        (reply.status.as_u16(), reply.body.as_str()),
+        (200, "until the end")
+    );
+    assert!(
+        !reply.headers.contains_key("connection"),
+        "hop-by-hop header passed on"
+    );
+    let reply = conn.get("raw.test", "/chunked").await.unwrap();
+    assert_eq!(reply.body, "abc");
+    assert_eq!(accepted.load(Ordering::Relaxed), 2);
+
+    // The upstream refuses a large upload before reading it: the client gets
+    // the 413, not a 502 for the upload the upstream stopped reading.
+    let mut conn = Conn::https(
+        server.websecure,
+        "raw.test",
+        pki.client_config(&[b"h2"], None),
+    )
+    .await
+    .unwrap();
+    let upload = Bytes::from(vec![b'x'; 8 * 1024 * 1024]);
+    let reply = conn
+        .send("POST", "raw.test", "/early", &[], upload)
+        .await
+        .unwrap();
+    assert_eq!(
+        (reply.status.as_u16(), reply.body.as_str()),
+        (413, "too long")
+    );
 }
