@@ -244,12 +244,7 @@ where
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
+    head::parse_length(headers.get(header::CONTENT_LENGTH)?.as_bytes())
 }
 
 fn make_room(buf: &mut BytesMut) {

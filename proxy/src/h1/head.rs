@@ -188,19 +188,18 @@ fn build(
         map.append(name, value);
     }
     if named && !switching {
-        // Fields the upstream's `Connection` lists are hop-by-hop too.
-        let connection = fields.iter().filter_map(|field| {
+        // `Connection` lists more hop-by-hop fields (rare): put it back and
+        // let the forwarder's own hop-by-hop strip remove what it names.
+        for field in fields {
             let name = &head[field.name.0..field.name.1];
-            name.eq_ignore_ascii_case(b"connection")
-                .then(|| &head[field.value.0..field.value.1])
-        });
-        let listed: Vec<HeaderName> = connection
-            .flat_map(|value| value.split(|&b| b == b','))
-            .filter_map(|token| HeaderName::from_bytes(trim(token)).ok())
-            .collect();
-        for name in listed {
-            map.remove(name);
+            if name.eq_ignore_ascii_case(b"connection") {
+                let value =
+                    HeaderValue::from_maybe_shared(head.slice(field.value.0..field.value.1))
+                        .map_err(|_| Error::HeaderValue)?;
+                map.append(header::CONNECTION, value);
+            }
         }
+        headers::strip_hop_by_hop(&mut map, false);
     }
 
     let bodiless = method == Method::HEAD
@@ -233,7 +232,7 @@ fn build(
     })
 }
 
-fn parse_length(value: &[u8]) -> Option<u64> {
+pub(crate) fn parse_length(value: &[u8]) -> Option<u64> {
     if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
         return None;
     }
