@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use http::uri::{Authority, PathAndQuery};
-use http::{request, HeaderValue, Request, Response, StatusCode, Uri, Version};
+use http::uri::Authority;
+use http::{request, HeaderValue, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -13,7 +13,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::h1::{self, ConnectError, Connection, UpstreamBody};
-use crate::headers::{self, Forwarded};
+use crate::headers::{self, Forwarded, RequestRewrite};
 use crate::pool::Pool;
 use crate::route_table::Route;
 
@@ -69,7 +69,7 @@ pub(crate) struct Context {
     /// The client's IP address, as an `X-Forwarded-For` value.
     pub forwarded_for: HeaderValue,
     /// `http` or `https`.
-    pub proto: &'static str,
+    pub proto: HeaderValue,
     /// The client's Host, as sent.
     pub host: HeaderValue,
     /// Verified client-certificate subject to pass on.
@@ -91,10 +91,15 @@ pub(crate) async fn forward(
     let upgrade = request.version() == Version::HTTP_11 && headers::is_upgrade(request.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
 
-    // Rewritten in place: the request is moved as little as possible.
-    let headers = request.headers_mut();
-    headers::rewrite_request(
-        headers,
+    let timed_out = |phase| ForwardError::Timeout {
+        upstream: authority.to_string(),
+        phase,
+    };
+    let (parts, body) = request.into_parts();
+    // The client's head is not edited: the upstream's is written from it
+    // with the rewrite applied field by field.
+    let rewrite = RequestRewrite::new(
+        &parts.headers,
         upgrade,
         Forwarded {
             forwarded_for: &context.forwarded_for,
@@ -102,29 +107,16 @@ pub(crate) async fn forward(
             host: &context.host,
             client_subject: context.client_subject,
         },
+        &route.request_headers,
     );
-    for (name, value) in &route.request_headers {
-        headers.insert(name.clone(), value.clone());
-    }
-    // Origin form (RFC 9112 §3.2.1): the upstream gets the path and query;
-    // the Host header (set above) carries the authority.
-    if request.uri().scheme().is_some() || request.uri().authority().is_some() {
-        let path = request
-            .uri()
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        *request.uri_mut() = Uri::from(path);
-    }
-    *request.version_mut() = Version::HTTP_11;
-
-    let timed_out = |phase| ForwardError::Timeout {
-        upstream: authority.to_string(),
-        phase,
-    };
-    let (parts, body) = request.into_parts();
     let body = (!body.is_end_stream()).then_some(body);
-    let exchange = exchange(pool, authority, upstreams.connect_timeout(), &parts, body);
+    let exchange = exchange(
+        pool,
+        authority,
+        upstreams.connect_timeout(),
+        (&parts, &rewrite),
+        body,
+    );
     let (head, connection) = match tokio::time::timeout(upstreams.response_timeout(), exchange)
         .await
     {
@@ -185,12 +177,12 @@ async fn exchange(
     pool: &Pool,
     authority: &Authority,
     connect_timeout: Duration,
-    parts: &request::Parts,
+    (parts, rewrite): (&request::Parts, &RequestRewrite<'_>),
     mut body: Option<Incoming>,
 ) -> Result<(h1::ResponseHead, Box<Connection>), SendError> {
     let retryable = body.is_none() && parts.method.is_idempotent();
     if let Some(mut connection) = pool.take() {
-        match connection.send(parts, body.take()).await {
+        match connection.send(parts, rewrite, body.take()).await {
             Ok(head) => return Ok((head, connection)),
             Err(error) if retryable && error.is_stale_connection() => {
                 tracing::debug!(upstream = %authority, %error, "pooled connection was closed; retrying on a new one");
@@ -204,7 +196,7 @@ async fn exchange(
         .await
         .map_err(SendError::Connect)?;
     let head = connection
-        .send(parts, body)
+        .send(parts, rewrite, body)
         .await
         .map_err(SendError::Http)?;
     Ok((head, connection))

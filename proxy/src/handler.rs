@@ -175,10 +175,10 @@ fn route_request(
     };
     let context = forward::Context {
         forwarded_for: connection.forwarded_for.clone(),
-        proto: match entrypoint {
+        proto: HeaderValue::from_static(match entrypoint {
             Entrypoint::Web => "http",
             Entrypoint::Websecure => "https",
-        },
+        }),
         host: host_value,
         client_subject,
     };

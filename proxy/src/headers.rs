@@ -39,11 +39,9 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-/// Removes hop-by-hop headers, including those the `Connection` header names.
-///
-/// With `keep_upgrade`, `Upgrade` and `Connection: upgrade` survive so that
-/// the upstream sees the protocol switch request.
-pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+/// Removes hop-by-hop headers, including those the `Connection` header names,
+/// and `Upgrade` (a response's, when there is no protocol switch).
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Most messages carry none (HTTP/2) or only `Connection: keep-alive`:
     // one pass over the few names present is cheaper than a hash lookup
     // for each of the nine names that could be.
@@ -51,10 +49,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         .keys()
         .any(|name| is_hop_by_hop(name) || name == header::UPGRADE)
     {
-        remove_hop_by_hop(headers, keep_upgrade);
-    }
-    if keep_upgrade {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        remove_hop_by_hop(headers);
     }
 }
 
@@ -62,7 +57,7 @@ pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.iter().any(|hop| hop == name)
 }
 
-fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+fn remove_hop_by_hop(headers: &mut HeaderMap) {
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -70,7 +65,6 @@ fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-            .filter(|name| !(keep_upgrade && name == header::UPGRADE))
             .collect();
         for name in named {
             headers.remove(name);
@@ -79,9 +73,7 @@ fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     for name in &HOP_BY_HOP {
         headers.remove(name);
     }
-    if !keep_upgrade {
-        headers.remove(header::UPGRADE);
-    }
+    headers.remove(header::UPGRADE);
 }
 
 /// The `X-Forwarded-For` value for a client address (once per connection).
@@ -96,39 +88,109 @@ pub(crate) struct Forwarded<'a> {
     /// The client's IP address, as an `X-Forwarded-For` value.
     pub forwarded_for: &'a HeaderValue,
     /// `http` or `https`.
-    pub proto: &'static str,
+    pub proto: HeaderValue,
     /// The Host the client asked for, as sent.
     pub host: &'a HeaderValue,
     /// A verified client certificate's subject, when the route passes it on.
     pub client_subject: Option<HeaderValue>,
 }
 
-/// Rewrites request headers for the upstream.
+/// How the client's request head becomes the one the upstream gets.
+///
+/// The rewrite is applied while the upstream head is written, field by
+/// field, rather than by editing the client's header map first: removing
+/// and inserting in a `HeaderMap` hashes every name again, and the map is
+/// thrown away right after.
 ///
 /// `X-Forwarded-*` from the client are replaced, not appended to: at the
 /// edge nothing before us is trusted, and appending would let a client forge
-/// the address a backend sees. The same goes for the client-subject header.
-pub(crate) fn rewrite_request(
-    headers: &mut HeaderMap,
+/// the address a backend sees. The same goes for the client-subject and
+/// tenant headers, and for any header the route sets.
+#[derive(Debug)]
+pub(crate) struct RequestRewrite<'a> {
+    /// `Upgrade` and `Connection: upgrade` go through (a protocol switch).
     keep_upgrade: bool,
-    forwarded: Forwarded<'_>,
-) {
-    strip_hop_by_hop(headers, keep_upgrade);
-    // Headers only Portcullis may set: any the client sent are dropped
-    // (checked in one pass, as they are almost never there).
-    if headers
-        .keys()
-        .any(|name| name == TENANT || name == CLIENT_SUBJECT)
-    {
-        headers.remove(TENANT);
-        headers.remove(CLIENT_SUBJECT);
+    forwarded: Forwarded<'a>,
+    /// Headers the route sets, replacing the client's.
+    route_headers: &'a [(HeaderName, HeaderValue)],
+    /// Fields the client's `Connection` names besides `close`, `keep-alive`
+    /// and `upgrade`: hop-by-hop too (RFC 9110 §7.6.1). Almost always empty.
+    connection_named: Vec<HeaderName>,
+}
+
+impl<'a> RequestRewrite<'a> {
+    pub(crate) fn new(
+        client: &HeaderMap,
+        keep_upgrade: bool,
+        forwarded: Forwarded<'a>,
+        route_headers: &'a [(HeaderName, HeaderValue)],
+    ) -> Self {
+        let connection_named = client
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|t| {
+                !(t.is_empty()
+                    || t.eq_ignore_ascii_case("close")
+                    || t.eq_ignore_ascii_case("keep-alive")
+                    || t.eq_ignore_ascii_case("upgrade"))
+            })
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            .collect();
+        Self {
+            keep_upgrade,
+            forwarded,
+            route_headers,
+            connection_named,
+        }
     }
-    headers.insert(X_FORWARDED_FOR, forwarded.forwarded_for.clone());
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(forwarded.proto));
-    headers.insert(X_FORWARDED_HOST, forwarded.host.clone());
-    headers.insert(header::HOST, forwarded.host.clone());
-    if let Some(subject) = forwarded.client_subject {
-        headers.insert(CLIENT_SUBJECT, subject);
+
+    /// True when the client's field `name` goes upstream as sent.
+    pub(crate) fn forwards(&self, name: &HeaderName) -> bool {
+        if name == header::UPGRADE {
+            return self.keep_upgrade;
+        }
+        !(is_hop_by_hop(name)
+            || name == header::HOST
+            || name == X_FORWARDED_FOR
+            || name == X_FORWARDED_PROTO
+            || name == X_FORWARDED_HOST
+            || name == TENANT
+            || name == CLIENT_SUBJECT
+            || self.route_headers.iter().any(|(set, _)| set == name)
+            || self.connection_named.iter().any(|named| named == name))
+    }
+
+    /// The fields the proxy sets, written after the client's.
+    pub(crate) fn added(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        // Statics, not consts: the iterator hands out references to them.
+        static HOST: HeaderName = header::HOST;
+        static FOR: HeaderName = X_FORWARDED_FOR;
+        static PROTO: HeaderName = X_FORWARDED_PROTO;
+        static FORWARDED_HOST: HeaderName = X_FORWARDED_HOST;
+        static SUBJECT: HeaderName = CLIENT_SUBJECT;
+        static CONNECTION: HeaderName = header::CONNECTION;
+        static UPGRADE: HeaderValue = HeaderValue::from_static("upgrade");
+        let upgrade = self.keep_upgrade.then_some((&CONNECTION, &UPGRADE));
+        let subject = self
+            .forwarded
+            .client_subject
+            .as_ref()
+            .map(|subject| (&SUBJECT, subject));
+        [
+            (&HOST, self.forwarded.host),
+            (&FOR, self.forwarded.forwarded_for),
+            (&PROTO, &self.forwarded.proto),
+            (&FORWARDED_HOST, self.forwarded.host),
+        ]
+        .into_iter()
+        .chain(subject)
+        // A header the route sets wins over the proxy's own.
+        .filter(|(name, _)| !self.route_headers.iter().any(|(set, _)| set == *name))
+        .chain(upgrade)
+        .chain(self.route_headers.iter().map(|(name, value)| (name, value)))
     }
 }
 
@@ -157,7 +219,7 @@ mod tests {
             ("transfer-encoding", "chunked"),
             ("accept", "*/*"),
         ]);
-        strip_hop_by_hop(&mut map, false);
+        strip_hop_by_hop(&mut map);
         assert_eq!(map.len(), 1);
         assert!(map.contains_key("accept"));
     }
@@ -165,10 +227,10 @@ mod tests {
     #[test]
     fn a_message_without_hop_by_hop_headers_is_left_alone() {
         let mut map = headers(&[("content-type", "text/plain"), ("content-length", "2")]);
-        strip_hop_by_hop(&mut map, false);
+        strip_hop_by_hop(&mut map);
         assert_eq!(map.len(), 2);
         let mut map = headers(&[("upgrade", "h2c"), ("accept", "*/*")]);
-        strip_hop_by_hop(&mut map, false);
+        strip_hop_by_hop(&mut map);
         assert_eq!(
             map.len(),
             1,
@@ -176,38 +238,99 @@ mod tests {
         );
     }
 
-    #[test]
-    fn upgrade_survives_when_tunnelling() {
-        let mut map = headers(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
-        assert!(is_upgrade(&map));
-        strip_hop_by_hop(&mut map, true);
-        assert_eq!(map["upgrade"], "websocket");
-        assert_eq!(map["connection"], "upgrade");
+    /// The upstream's fields: the client's that go through, then the added.
+    fn upstream(client: &HeaderMap, rewrite: &RequestRewrite<'_>) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in client.iter().filter(|(name, _)| rewrite.forwards(name)) {
+            map.append(name, value.clone());
+        }
+        for (name, value) in rewrite.added() {
+            map.append(name, value.clone());
+        }
+        map
+    }
+
+    fn forwarded<'a>(client: &'a HeaderValue, host: &'a HeaderValue) -> Forwarded<'a> {
+        Forwarded {
+            forwarded_for: client,
+            proto: HeaderValue::from_static("https"),
+            host,
+            client_subject: None,
+        }
     }
 
     #[test]
     fn forwarded_headers_replace_client_values() {
-        let mut map = headers(&[
+        let client = headers(&[
+            ("host", "App.Example.com"),
             ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-proto", "http"),
             ("x-portcullis-client-subject", "CN=forged"),
             ("x-portcullis-tenant", "someone-else"),
+            ("accept", "*/*"),
         ]);
+        let address = forwarded_for("2001:db8::1".parse().unwrap());
         let host = HeaderValue::from_static("app.example.com");
-        rewrite_request(
-            &mut map,
-            false,
-            Forwarded {
-                forwarded_for: &forwarded_for("2001:db8::1".parse().unwrap()),
-                proto: "https",
-                host: &host,
-                client_subject: None,
-            },
-        );
+        let rewrite = RequestRewrite::new(&client, false, forwarded(&address, &host), &[]);
+        let map = upstream(&client, &rewrite);
         assert_eq!(map["x-forwarded-for"], "2001:db8::1");
         assert_eq!(map["x-forwarded-proto"], "https");
         assert_eq!(map["x-forwarded-host"], "app.example.com");
         assert_eq!(map["host"], "app.example.com");
+        assert_eq!(map["accept"], "*/*");
+        assert_eq!(map.len(), 5, "each set once: {map:?}");
         assert!(!map.contains_key("x-portcullis-client-subject"));
         assert!(!map.contains_key("x-portcullis-tenant"));
+    }
+
+    #[test]
+    fn the_upstream_head_has_no_hop_by_hop_fields_and_the_route_headers_win() {
+        let client = headers(&[
+            ("connection", "keep-alive, x-secret"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("x-portcullis-tenant", "forged"),
+            ("accept", "*/*"),
+        ]);
+        let route = [
+            (TENANT, HeaderValue::from_static("t-1")),
+            (X_FORWARDED_PROTO, HeaderValue::from_static("http")),
+        ];
+        let address = forwarded_for("192.0.2.1".parse().unwrap());
+        let host = HeaderValue::from_static("a.test");
+        let rewrite = RequestRewrite::new(&client, false, forwarded(&address, &host), &route);
+        let map = upstream(&client, &rewrite);
+        let mut names: Vec<_> = map.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "accept",
+                "host",
+                "x-forwarded-for",
+                "x-forwarded-host",
+                "x-forwarded-proto",
+                "x-portcullis-tenant"
+            ]
+        );
+        assert_eq!(map["x-portcullis-tenant"], "t-1");
+        assert_eq!(map["x-forwarded-proto"], "http", "the route's value, once");
+        assert_eq!(map.get_all("x-forwarded-proto").iter().count(), 1);
+    }
+
+    #[test]
+    fn a_protocol_switch_keeps_upgrade_and_says_connection_upgrade() {
+        let client = headers(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
+        assert!(is_upgrade(&client));
+        let address = forwarded_for("192.0.2.1".parse().unwrap());
+        let host = HeaderValue::from_static("a.test");
+        let rewrite = RequestRewrite::new(&client, true, forwarded(&address, &host), &[]);
+        let map = upstream(&client, &rewrite);
+        assert_eq!(map["upgrade"], "websocket");
+        assert_eq!(map["connection"], "upgrade");
+        assert_eq!(map.get_all("connection").iter().count(), 1);
     }
 }

@@ -91,7 +91,7 @@ pub fn server_crypto_provider(base: &CryptoProvider) -> CryptoProvider {
 /// exactly what a request costs.
 #[doc(hidden)]
 pub mod bench_support {
-    use http::{HeaderMap, HeaderValue};
+    use http::HeaderValue;
 
     /// The client address as the forwarder sends it, formatted once per
     /// connection.
@@ -99,24 +99,29 @@ pub mod bench_support {
         crate::headers::forwarded_for(client_ip)
     }
 
-    /// The request-header rewrite the forwarder applies to every request
-    /// (no upgrade, no client certificate).
-    pub fn rewrite_request(
-        headers: &mut HeaderMap,
+    /// What the forwarder does with every request head: write the
+    /// upstream's from the client's, with hop-by-hop fields left out and
+    /// `Host` and `X-Forwarded-*` set (no upgrade, no client certificate,
+    /// no route headers), into a buffer kept between requests.
+    pub fn encode_request_head(
+        parts: &http::request::Parts,
         forwarded_for: &HeaderValue,
         proto: &'static str,
         host: &HeaderValue,
+        out: &mut Vec<u8>,
     ) {
-        crate::headers::rewrite_request(
-            headers,
+        let rewrite = crate::headers::RequestRewrite::new(
+            &parts.headers,
             false,
             crate::headers::Forwarded {
                 forwarded_for,
-                proto,
+                proto: HeaderValue::from_static(proto),
                 host,
                 client_subject: None,
             },
+            &[],
         );
+        crate::h1::encode_request(parts, &rewrite, crate::h1::RequestFraming::Empty, out);
     }
 
     /// What the forwarder does with every upstream response head: parse it

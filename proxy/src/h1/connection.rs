@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 
 use super::head::{self, RequestFraming, ResponseHead};
 use super::{BoxError, Error};
+use crate::headers::RequestRewrite;
 
 /// TCP keep-alive probes on upstream connections, so a dead peer behind a
 /// silent network is noticed while the connection sits in a pool.
@@ -115,6 +116,7 @@ impl Connection {
     pub(crate) async fn send<B>(
         &mut self,
         parts: &request::Parts,
+        rewrite: &RequestRewrite<'_>,
         body: Option<B>,
     ) -> Result<ResponseHead, Error>
     where
@@ -128,13 +130,29 @@ impl Connection {
                 None => RequestFraming::Chunked,
             },
         };
-        head::encode_request(parts, framing, &mut self.write);
-        let (mut reader, mut writer) = self.stream.split();
+        head::encode_request(parts, rewrite, framing, &mut self.write);
         let Some(body) = body else {
+            let (mut reader, mut writer) = self.stream.split();
             writer.write_all(&self.write).await.map_err(Error::Reset)?;
             return read_head(&mut reader, &mut self.read, &mut self.fields, parts).await;
         };
+        // Boxed: streaming a body is the rarer path, and its state would
+        // otherwise make every request's future (moved whole several times
+        // on its way to the runtime) a few kilobytes larger.
+        Box::pin(self.send_streaming(parts, body, framing)).await
+    }
 
+    async fn send_streaming<B>(
+        &mut self,
+        parts: &request::Parts,
+        body: B,
+        framing: RequestFraming,
+    ) -> Result<ResponseHead, Error>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: Into<BoxError>,
+    {
+        let (mut reader, mut writer) = self.stream.split();
         let upload = upload(&mut writer, &mut self.write, body, framing);
         let response = read_head(&mut reader, &mut self.read, &mut self.fields, parts);
         tokio::pin!(upload, response);
@@ -258,6 +276,7 @@ mod tests {
     use std::convert::Infallible;
 
     use futures_util::stream::{self, StreamExt};
+    use http::HeaderValue;
     use http_body::Frame;
     use http_body_util::{Full, StreamBody};
     use tokio::io::AsyncReadExt;
@@ -290,6 +309,23 @@ mod tests {
         (authority, task)
     }
 
+    /// The rewrite for a plain-HTTP client at 192.0.2.1 asking for up.test.
+    fn rewrite(parts: &request::Parts) -> RequestRewrite<'static> {
+        static FOR: HeaderValue = HeaderValue::from_static("192.0.2.1");
+        static AT: HeaderValue = HeaderValue::from_static("up.test");
+        let forwarded = crate::headers::Forwarded {
+            forwarded_for: &FOR,
+            proto: HeaderValue::from_static("http"),
+            host: &AT,
+            client_subject: None,
+        };
+        RequestRewrite::new(&parts.headers, false, forwarded, &[])
+    }
+
+    /// What every request head here carries after the client's fields.
+    const ADDED: &str =
+        "host: up.test\r\nx-forwarded-for: 192.0.2.1\r\nx-forwarded-proto: http\r\nx-forwarded-host: up.test\r\n";
+
     fn parts(method: &str, headers: &[(&str, &str)]) -> request::Parts {
         let mut builder = http::Request::builder().method(method).uri("/up");
         for (name, value) in headers {
@@ -315,9 +351,11 @@ mod tests {
         let mut connection = Connection::open(&authority, Duration::from_secs(1))
             .await
             .unwrap();
+        let parts = parts("POST", &[("host", "client.test")]);
         let head = connection
             .send(
-                &parts("POST", &[("host", "up.test")]),
+                &parts,
+                &rewrite(&parts),
                 Some(StreamBody::new(stream::iter(frames))),
             )
             .await
@@ -329,7 +367,7 @@ mod tests {
         let seen = String::from_utf8(seen.await.unwrap()).unwrap();
         assert_eq!(
             seen,
-            "POST /up HTTP/1.1\r\nhost: up.test\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n5\r\nworld\r\n0\r\nx-sum: 10\r\n\r\n"
+            format!("POST /up HTTP/1.1\r\n{ADDED}transfer-encoding: chunked\r\n\r\n5\r\nhello\r\n5\r\nworld\r\n0\r\nx-sum: 10\r\n\r\n")
         );
     }
 
@@ -340,9 +378,11 @@ mod tests {
         let mut connection = Connection::open(&authority, Duration::from_secs(1))
             .await
             .unwrap();
+        let parts = parts("PUT", &[("content-length", "3")]);
         let head = connection
             .send(
-                &parts("PUT", &[("content-length", "3")]),
+                &parts,
+                &rewrite(&parts),
                 Some(Full::new(Bytes::from_static(b"abc"))),
             )
             .await
@@ -350,8 +390,8 @@ mod tests {
         assert_eq!(head.parts.status, 201);
         drop(connection);
         assert_eq!(
-            seen.await.unwrap(),
-            b"PUT /up HTTP/1.1\r\ncontent-length: 3\r\n\r\nabc"
+            String::from_utf8(seen.await.unwrap()).unwrap(),
+            format!("PUT /up HTTP/1.1\r\ncontent-length: 3\r\n{ADDED}\r\nabc")
         );
     }
 
@@ -372,7 +412,11 @@ mod tests {
             .unwrap();
         let head = tokio::time::timeout(
             Duration::from_secs(5),
-            connection.send(&parts("POST", &[]), Some(StreamBody::new(endless))),
+            connection.send(
+                &parts("POST", &[]),
+                &rewrite(&parts("POST", &[])),
+                Some(StreamBody::new(endless)),
+            ),
         )
         .await
         .expect("the early answer arrives without the body ending")
@@ -397,7 +441,11 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!connection.is_open_and_idle());
         let error = connection
-            .send(&parts("GET", &[]), None::<Full<Bytes>>)
+            .send(
+                &parts("GET", &[]),
+                &rewrite(&parts("GET", &[])),
+                None::<Full<Bytes>>,
+            )
             .await
             .unwrap_err();
         assert!(error.is_stale_connection(), "{error}");

@@ -7,7 +7,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{request, response, Method, StatusCode, Version};
 
 use super::Error;
-use crate::headers;
+use crate::headers::{self, RequestRewrite};
 
 /// Response header fields accepted from an upstream (hyper's default too).
 const MAX_HEADERS: usize = 100;
@@ -47,24 +47,28 @@ pub(crate) struct ResponseHead {
     pub keep_alive: bool,
 }
 
-/// Writes the request line and header fields, ending with the blank line.
-///
-/// The headers are written as they are: the caller has already removed
-/// hop-by-hop fields, including `Transfer-Encoding`, and set `Host`.
-pub(crate) fn encode_request(parts: &request::Parts, framing: RequestFraming, out: &mut Vec<u8>) {
+/// Writes the request line and header fields, ending with the blank line:
+/// the client's fields that `rewrite` lets through, then the ones it adds.
+pub(crate) fn encode_request(
+    parts: &request::Parts,
+    rewrite: &RequestRewrite<'_>,
+    framing: RequestFraming,
+    out: &mut Vec<u8>,
+) {
     out.clear();
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
+    // Origin form (RFC 9112 §3.2.1): an absolute-form or HTTP/2 request's
+    // authority travels in `Host`.
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let chunked = framing == RequestFraming::Chunked;
     // RFC 9112 §6.3: never both framings in one message (smuggling).
-    let fields = parts
-        .headers
-        .iter()
-        .filter(|(name, _)| !(chunked && *name == header::CONTENT_LENGTH));
-    encode_fields(fields, out);
+    let fields = parts.headers.iter().filter(|(name, _)| {
+        rewrite.forwards(name) && !(chunked && *name == header::CONTENT_LENGTH)
+    });
+    encode_fields(fields.chain(rewrite.added()), out);
     if chunked {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
@@ -199,7 +203,7 @@ fn build(
                 map.append(header::CONNECTION, value);
             }
         }
-        headers::strip_hop_by_hop(&mut map, false);
+        headers::strip_hop_by_hop(&mut map);
     }
 
     let bodiless = method == Method::HEAD
@@ -266,30 +270,45 @@ mod tests {
     }
 
     #[test]
-    fn a_request_head_has_the_origin_form_target_and_its_headers() {
-        let (mut parts, ()) = http::Request::post("/a?b=1")
+    fn a_request_head_has_the_origin_form_target_and_the_rewritten_fields() {
+        let (mut parts, ()) = http::Request::post("https://App.test/a?b=1")
             .header("host", "app.test")
+            .header("connection", "keep-alive")
             .header("x-one", "1")
             .body(())
             .unwrap()
             .into_parts();
+        let client = HeaderValue::from_static("192.0.2.1");
+        let host = HeaderValue::from_static("App.test");
+        let forwarded = || headers::Forwarded {
+            forwarded_for: &client,
+            proto: HeaderValue::from_static("https"),
+            host: &host,
+            client_subject: None,
+        };
+        let rewrite = RequestRewrite::new(&parts.headers, false, forwarded(), &[]);
         let mut out = Vec::new();
-        encode_request(&parts, RequestFraming::Chunked, &mut out);
+        encode_request(&parts, &rewrite, RequestFraming::Chunked, &mut out);
         assert_eq!(
-            out,
-            b"POST /a?b=1 HTTP/1.1\r\nhost: app.test\r\nx-one: 1\r\ntransfer-encoding: chunked\r\n\r\n"
+            String::from_utf8(out.clone()).unwrap(),
+            "POST /a?b=1 HTTP/1.1\r\nx-one: 1\r\nhost: App.test\r\nx-forwarded-for: 192.0.2.1\r\n\
+             x-forwarded-proto: https\r\nx-forwarded-host: App.test\r\ntransfer-encoding: chunked\r\n\r\n"
         );
         // A length that could not be used is not sent beside chunked.
         parts
             .headers
             .insert(header::CONTENT_LENGTH, HeaderValue::from_static("x"));
-        encode_request(&parts, RequestFraming::Chunked, &mut out);
+        encode_request(&parts, &rewrite, RequestFraming::Chunked, &mut out);
         assert!(!String::from_utf8_lossy(&out).contains("content-length"));
-        parts.headers.remove(header::CONTENT_LENGTH);
-        parts.method = Method::GET;
-        encode_request(&parts, RequestFraming::Empty, &mut out);
-        assert!(out.starts_with(b"GET /a?b=1 HTTP/1.1\r\n"));
-        assert!(out.ends_with(b"x-one: 1\r\n\r\n"));
+        parts.method = Method::PUT;
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from_static("3"));
+        encode_request(&parts, &rewrite, RequestFraming::Length(3), &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("PUT /a?b=1 HTTP/1.1\r\n"), "{text}");
+        assert!(text.contains("\r\ncontent-length: 3\r\n"), "{text}");
+        assert!(!text.contains("chunked"), "{text}");
     }
 
     #[test]

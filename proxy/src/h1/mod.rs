@@ -15,7 +15,7 @@ mod head;
 
 pub(crate) use body::UpstreamBody;
 pub(crate) use connection::{ConnectError, Connection};
-pub(crate) use head::{parse_response, Field, ResponseHead};
+pub(crate) use head::{encode_request, parse_response, Field, RequestFraming, ResponseHead};
 
 /// A request body's error, whatever the body.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
