@@ -221,8 +221,9 @@ def main():
         "- HTTP/1.1: `wrk -t1 -c64 -d<S>s --latency https://localhost:<port>/`."
         " HTTP/2: `h2load -t1 -c16 -m16 -D <S> https://localhost:<port>/` (mean latency:"
         " h2load's \"time for request\").",
-        "- New TLS connections: `wrk -t1 -c64 -d<S>s -H 'Connection: close'`, one"
-        " request per connection. wrk resumes the previous session on reconnect"
+        "- New TLS connections: `wrk -t2 -c64 -d<S>s -H 'Connection: close'`, one"
+        " request per connection; two client threads, as one wrk thread's half of the"
+        " handshakes capped every proxy at the same rate. wrk resumes the previous session on reconnect"
         " (`resumed` row); for the `full handshake` row an LD_PRELOAD shim"
         " (benches/load/noresume.c) clears the client's session before each handshake,"
         " so no connection resumes.",
