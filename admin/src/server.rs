@@ -273,7 +273,7 @@ async fn dispatch(
             require(&token, tokens::PLANS_APPROVE)?;
             plans_api::reject(state, &token, id).await
         }
-        ["tokens"] if get => tokens_api::list(state).await,
+        ["tokens"] if get => tokens_api::list(state, &token).await,
         ["tokens"] if post => tokens_api::create(state, &token, request.into_body()).await,
         ["tokens", name] if delete => tokens_api::revoke(state, &token, name).await,
         ["audit"] if get => {

@@ -66,6 +66,35 @@ impl TokenRecord {
     pub fn allows(&self, permission: &str) -> bool {
         self.permissions.iter().any(|p| p == permission)
     }
+
+    /// Whether this token may create, see or revoke a token with
+    /// `permissions` limited to `tenant`: only one it could be itself, so
+    /// that no token leads to more power than it has.
+    pub fn reaches<'a>(
+        &self,
+        permissions: &'a [String],
+        tenant: Option<&str>,
+    ) -> Result<(), Beyond<'a>> {
+        if let Some(own) = self.tenant.as_deref() {
+            if tenant != Some(own) {
+                return Err(Beyond::Tenant);
+            }
+        }
+        match permissions.iter().find(|p| !self.allows(p)) {
+            Some(missing) => Err(Beyond::Permission(missing)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Why a token may not act on another.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Beyond<'a> {
+    /// The other token holds this permission and the caller does not.
+    Permission(&'a str),
+    /// The caller is limited to a tenant, and the other token is not
+    /// limited to the same one.
+    Tenant,
 }
 
 /// SHA-256 of a presented token, hex.

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use crate::api_error::{ApiError, ErrorBody};
 use crate::server::AdminState;
-use crate::tokens::{self, TokenRecord, ALL_PERMISSIONS};
+use crate::tokens::{self, Beyond, TokenRecord, ALL_PERMISSIONS};
 use crate::{audit, json};
 
 /// The request body of `POST /api/v1/tokens`.
@@ -55,7 +55,7 @@ struct Listed<'a> {
     created_at: i64,
 }
 
-/// Every token.
+/// The tokens within the caller's reach.
 #[derive(Serialize, ToSchema)]
 struct TokenList<'a> {
     /// The tokens.
@@ -80,7 +80,7 @@ struct Revoked<'a> {
     responses(
         (status = 201, description = "Created; `token` is shown once", body = Created),
         (status = 401, description = "No valid token", body = ErrorBody),
-        (status = 403, description = "The calling token lacks a permission it tried to hand out", body = ErrorBody),
+        (status = 403, description = "The calling token lacks a permission it tried to hand out, or is limited to a tenant the new token would not be", body = ErrorBody),
         (status = 409, description = "A token with that name exists", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 422, description = "Malformed body, or every rejected field listed in `fields`", body = ErrorBody),
@@ -126,7 +126,7 @@ pub(crate) async fn create(
     if !fields.is_empty() {
         return Err(ApiError::invalid_fields(fields));
     }
-    if let Some(missing) = request.permissions.iter().find(|p| !caller.allows(p)) {
+    if let Err(beyond) = caller.reaches(&request.permissions, request.tenant.as_deref()) {
         audit::record(
             state.store.as_ref(),
             &caller.name,
@@ -136,7 +136,10 @@ pub(crate) async fn create(
             None,
         )
         .await;
-        return Err(ApiError::forbidden(missing));
+        return Err(match beyond {
+            Beyond::Permission(missing) => ApiError::forbidden(missing),
+            Beyond::Tenant => tenant_limited(caller),
+        });
     }
     let token = tokens::generate();
     let record = TokenRecord {
@@ -181,7 +184,23 @@ pub(crate) async fn create(
     ))
 }
 
-/// List tokens (never their secrets).
+/// 403 for a tenant-limited caller that tried to create a token beyond its
+/// tenant.
+fn tenant_limited(caller: &TokenRecord) -> ApiError {
+    let tenant = caller.tenant.as_deref().unwrap_or_default();
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!(
+            "this token is limited to tenant `{tenant}` and can only create tokens limited to it; \
+             set \"tenant\": \"{tenant}\""
+        ),
+    )
+}
+
+/// List the tokens the caller could have created or could revoke: those
+/// whose every permission it holds, within its tenant if it is limited to
+/// one (never their secrets).
 #[utoipa::path(
     get,
     path = "/api/v1/tokens",
@@ -189,18 +208,22 @@ pub(crate) async fn create(
     tag = "tokens",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Every token", body = TokenList),
+        (status = 200, description = "The tokens within the caller's reach", body = TokenList),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 500, description = "Internal error; see the server log", body = ErrorBody),
     )
 )]
-pub(crate) async fn list(state: &AdminState) -> Result<Response<Full<Bytes>>, ApiError> {
+pub(crate) async fn list(
+    state: &AdminState,
+    caller: &TokenRecord,
+) -> Result<Response<Full<Bytes>>, ApiError> {
     let records: Vec<TokenRecord> = state
         .store
         .list(space::TOKENS)
         .await?
         .iter()
-        .filter_map(|e| serde_json::from_slice(&e.value).ok())
+        .filter_map(|e| serde_json::from_slice::<TokenRecord>(&e.value).ok())
+        .filter(|r| caller.reaches(&r.permissions, r.tenant.as_deref()).is_ok())
         .collect();
     let tokens = records
         .iter()
@@ -213,7 +236,8 @@ pub(crate) async fn list(state: &AdminState) -> Result<Response<Full<Bytes>>, Ap
     Ok(json::ok(StatusCode::OK, &TokenList { tokens }))
 }
 
-/// Revoke a token; only a caller holding every permission of that token may.
+/// Revoke a token; only a caller holding every permission of that token
+/// may, and a tenant-limited caller only tokens limited to its tenant.
 #[utoipa::path(
     delete,
     path = "/api/v1/tokens/{name}",
@@ -225,7 +249,7 @@ pub(crate) async fn list(state: &AdminState) -> Result<Response<Full<Bytes>>, Ap
         (status = 200, description = "Revoked", body = Revoked),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 403, description = "The calling token lacks a permission the revoked token holds", body = ErrorBody),
-        (status = 404, description = "No such token", body = ErrorBody),
+        (status = 404, description = "No such token (or, for a tenant-limited caller, none in its tenant)", body = ErrorBody),
         (status = 500, description = "Internal error; see the server log", body = ErrorBody),
     )
 )]
@@ -246,7 +270,8 @@ pub(crate) async fn revoke(
             "unreadable token record",
         )
     })?;
-    if let Some(missing) = record.permissions.iter().find(|p| !caller.allows(p)) {
+    let reach = caller.reaches(&record.permissions, record.tenant.as_deref());
+    if let Err(beyond) = reach {
         audit::record(
             state.store.as_ref(),
             &caller.name,
@@ -256,7 +281,12 @@ pub(crate) async fn revoke(
             None,
         )
         .await;
-        return Err(ApiError::forbidden(missing));
+        return Err(match beyond {
+            Beyond::Permission(missing) => ApiError::forbidden(missing),
+            // Outside the caller's tenant, a token is not there at all, as
+            // with the tenants' domains.
+            Beyond::Tenant => ApiError::not_found("token"),
+        });
     }
     state
         .store

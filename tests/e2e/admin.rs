@@ -366,6 +366,18 @@ async fn tokens_permissions_reject_and_audit() {
         )
         .await;
     assert_eq!(status, 403);
+    // Nor list the tokens that hold more than it does, such as the admin's.
+    let (status, listed) = server
+        .api_as(&deployer, "GET", "/api/v1/tokens", None)
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    let names: Vec<&str> = listed["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["deployer"]);
 
     // Reject: nothing happens, and a rejected plan cannot be approved.
     let (status, rejected) = server

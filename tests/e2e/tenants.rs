@@ -293,6 +293,62 @@ async fn tokens_are_scoped_to_a_tenant_and_bad_domains_are_refused() {
         .await;
     assert_eq!(status, 201, "{created}");
     let token_b = created["token"].as_str().unwrap().to_owned();
+    // A tenant's token reaches no further than its tenant: it cannot mint an
+    // unlimited token or one for another tenant, but it can within its own.
+    let domains_token = |name: &str, tenant: serde_json::Value| {
+        Some(json!({"name": name, "permissions": ["domains.manage"], "tenant": tenant}))
+    };
+    for (name, tenant, expected) in [
+        ("escape", json!(null), 403),
+        ("escape", json!("acme1"), 403),
+        ("tenant-b-ci", json!("acme-b"), 201),
+    ] {
+        let body = domains_token(name, tenant.clone());
+        let (status, answer) = lab
+            .server
+            .api_as(&token_b, "POST", "/api/v1/tokens", body)
+            .await;
+        assert_eq!(status, expected, "tenant {tenant}: {answer}");
+        if expected == 403 {
+            let message = answer["error"]["message"].as_str().unwrap();
+            assert!(message.contains("\"tenant\": \"acme-b\""), "{message}");
+        }
+    }
+    let body = domains_token("tenant-a", json!("acme1"));
+    let (status, _) = lab.server.api("POST", "/api/v1/tokens", body).await;
+    assert_eq!(status, 201);
+    // It sees only its tenant's tokens, and the others are not there for it.
+    let (status, listed) = lab
+        .server
+        .api_as(&token_b, "GET", "/api/v1/tokens", None)
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    let mut names: Vec<&str> = listed["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["tenant-b", "tenant-b-ci"]);
+    for other in ["tenant-a", "admin"] {
+        let (status, answer) = lab
+            .server
+            .api_as(&token_b, "DELETE", &format!("/api/v1/tokens/{other}"), None)
+            .await;
+        assert_eq!(status, 404, "{other}: {answer}");
+    }
+    let (_, listed) = lab.server.api("GET", "/api/v1/tokens", None).await;
+    for name in ["admin", "tenant-a", "tenant-b", "tenant-b-ci"] {
+        assert!(
+            listed["tokens"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["name"] == name),
+            "the admin sees {name}: {listed}"
+        );
+    }
     let (status, _) = lab
         .server
         .api(
