@@ -13,10 +13,12 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use portcullis_config::model::{Entrypoint, Mtls};
+use rustls::server::danger::ClientCertVerifier;
 use rustls_pki_types::{CertificateDer, UnixTime};
 
 use crate::access_log::{AccessRecord, Logged};
 use crate::certificate;
+use crate::client_verdicts::ClientVerdicts;
 use crate::dataplane::DataPlane;
 use crate::forward::{self, forward};
 use crate::h1::UpstreamBody;
@@ -46,6 +48,8 @@ pub(crate) struct ConnectionInfo {
     /// The client's certificate chain, verified at the handshake against the
     /// union of client CAs (websecure only).
     pub client_chain: Option<Vec<CertificateDer<'static>>>,
+    /// The chain's verdicts against the CAs of the routes it reached.
+    pub client_verdicts: ClientVerdicts<dyn ClientCertVerifier>,
 }
 
 /// Answers one request.
@@ -231,17 +235,16 @@ fn client_subject(
     else {
         return Ok(None);
     };
-    let verified = connection
-        .client_chain
-        .as_deref()
-        .and_then(|chain| chain.split_first())
-        .filter(|(leaf, rest)| {
+    let verified = match connection.client_chain.as_deref() {
+        // No certificate: nothing to verify or to keep.
+        None | Some([]) => None,
+        Some([leaf, rest @ ..]) => connection.client_verdicts.subject(verifier, || {
             verifier
                 .verify_client_cert(leaf, rest, UnixTime::now())
-                .is_ok()
-        })
-        .and_then(|(leaf, _)| certificate::subject(leaf))
-        .and_then(|subject| HeaderValue::from_str(&subject).ok());
+                .ok()?;
+            HeaderValue::from_str(&certificate::subject(leaf)?).ok()
+        }),
+    };
     if route.mtls == Mtls::Required && verified.is_none() {
         return Err(ClientCertRequired);
     }

@@ -12,6 +12,7 @@ mod cert_store;
 mod certificate;
 mod challenge_store;
 mod client_auth;
+mod client_verdicts;
 mod dataplane;
 mod error;
 mod fallback_cert;
@@ -122,6 +123,60 @@ pub mod bench_support {
             &[],
         );
         crate::h1::encode_request(parts, &rewrite, crate::h1::RequestFraming::Empty, out);
+    }
+
+    /// A request on an mTLS route checking the connection's client chain
+    /// against the route's CA: verified outright, or through the
+    /// connection's kept verdicts as the handler does.
+    pub struct ClientCheck {
+        verifier: std::sync::Arc<dyn rustls::server::danger::ClientCertVerifier>,
+        chain: Vec<rustls_pki_types::CertificateDer<'static>>,
+        verdicts:
+            crate::client_verdicts::ClientVerdicts<dyn rustls::server::danger::ClientCertVerifier>,
+    }
+
+    impl ClientCheck {
+        /// A route whose client CA is `ca` and a connection that presented `chain`.
+        pub fn new(
+            ca: rustls_pki_types::CertificateDer<'static>,
+            chain: Vec<rustls_pki_types::CertificateDer<'static>>,
+        ) -> Option<Self> {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca).ok()?;
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                std::sync::Arc::new(roots),
+                std::sync::Arc::new(crate::default_crypto_provider()),
+            )
+            .allow_unauthenticated()
+            .build()
+            .ok()?;
+            Some(Self {
+                verifier,
+                chain,
+                verdicts: Default::default(),
+            })
+        }
+
+        /// Chain building and signature checks: what every request cost
+        /// before verdicts were kept.
+        pub fn verify(&self) -> bool {
+            let Some((leaf, rest)) = self.chain.split_first() else {
+                return false;
+            };
+            self.verifier
+                .verify_client_cert(leaf, rest, rustls_pki_types::UnixTime::now())
+                .is_ok()
+        }
+
+        /// The handler's check: the connection's kept verdict, verified on
+        /// the first request only.
+        pub fn kept(&self) -> bool {
+            self.verdicts
+                .subject(&self.verifier, || {
+                    self.verify().then(|| HeaderValue::from_static("CN=bench"))
+                })
+                .is_some()
+        }
     }
 
     /// What the forwarder does with every upstream response head: parse it

@@ -277,6 +277,7 @@ impl Connection {
             forwarded_for: crate::headers::forwarded_for(self.peer.ip()),
             sni: None,
             client_chain: None,
+            client_verdicts: Default::default(),
         };
         Box::pin(self.serve_http(TokioIo::new(stream), info)).await;
     }
@@ -312,6 +313,7 @@ impl Connection {
             forwarded_for: crate::headers::forwarded_for(self.peer.ip()),
             sni: session.server_name().map(Box::from),
             client_chain: session.peer_certificates().map(<[_]>::to_vec),
+            client_verdicts: Default::default(),
         };
         // Boxed: hyper's connection state is most of the connection's
         // future, which `tokio::spawn` would otherwise copy whole.
