@@ -32,11 +32,13 @@ def rows(certs):
         ("HTTP/1.1 keep-alive, p99 latency (ms)", "h1_p99_ms", LOWER, ("ratio", 1.0), 1, "{:.2f}"),
         ("HTTP/2 multiplexed, requests/s", "h2_rps", HIGHER, ("ratio", 1.1), 1, "{:,.0f}"),
         ("HTTP/2 multiplexed, mean latency (ms)", "h2_mean_ms", LOWER, None, 1, "{:.2f}"),
-        ("New TLS connections/s, resumed (1 request each)", "resumed_rps", HIGHER, None, 1, "{:,.0f}"),
+        ("New TLS connections/s, resumed by TLS 1.3 ticket (1 request each)", "resumed_rps", HIGHER, None, 1, "{:,.0f}"),
+        ("New TLS connections/s, resumed by TLS 1.2 session ID (1 request each)", "resumed_id_rps", HIGHER, None, 1, "{:,.0f}"),
         ("New TLS connections/s, full handshake (1 request each)", "full_rps", HIGHER, ("ratio", 1.2), 1, "{:,.0f}"),
         ("Proxy CPU per request, HTTP/1.1 (µs)", "h1_cpu_us", LOWER, ("ratio", 0.8), 1, "{:.1f}"),
         ("Proxy CPU per request, HTTP/2 (µs)", "h2_cpu_us", LOWER, ("ratio", 0.8), 1, "{:.1f}"),
-        ("Proxy CPU per resumed handshake + request (µs)", "resumed_cpu_us", LOWER, None, 1, "{:.0f}"),
+        ("Proxy CPU per ticket resumption + request (µs)", "resumed_cpu_us", LOWER, None, 1, "{:.0f}"),
+        ("Proxy CPU per session-ID resumption + request (µs)", "resumed_id_cpu_us", LOWER, None, 1, "{:.0f}"),
         ("Proxy CPU per full handshake + request (µs)", "full_cpu_us", LOWER, ("ratio", 0.5), 1, "{:.0f}"),
         ("Peak memory under load (MiB)", "peak_kib", LOWER, None, 1 / 1024, "{:.1f}"),
         ("Idle memory, 1 certificate (MiB)", "idle_kib", LOWER, None, 1 / 1024, "{:.1f}"),
@@ -84,7 +86,11 @@ def summarize(data, certs):
         m = out[proxy]
         if "idle_certs_kib" in m and "idle_kib" in m and certs:
             m["per_cert_kib"] = (m["idle_certs_kib"] - m["idle_kib"]) / certs
-        others = [m[k] for k in ("h1_failed", "h2_failed", "resumed_failed", "full_failed") if k in m]
+        others = [
+            m[k]
+            for k in ("h1_failed", "h2_failed", "resumed_failed", "resumed_id_failed", "full_failed")
+            if k in m
+        ]
         if others:
             m["other_failed"] = sum(others)
         if proxy == "portcullis" and "swaps_applied" in m:
@@ -223,8 +229,11 @@ def main():
         " h2load's \"time for request\").",
         "- New TLS connections: `wrk -t2 -c64 -d<S>s -H 'Connection: close'`, one"
         " request per connection; two client threads, as one wrk thread's half of the"
-        " handshakes capped every proxy at the same rate. wrk resumes the previous session on reconnect"
-        " (`resumed` row); for the `full handshake` row an LD_PRELOAD shim"
+        " handshakes capped every proxy at the same rate. wrk resumes the previous"
+        " session on reconnect: over TLS 1.3 by ticket (the `TLS 1.3 ticket` rows), and,"
+        " with its OpenSSL limited to TLS 1.2 without tickets (`OPENSSL_CONF`:"
+        " `MaxProtocol = TLSv1.2`, `Options = -SessionTicket`), by session ID (the"
+        " `TLS 1.2 session ID` rows). For the `full handshake` rows an LD_PRELOAD shim"
         " (benches/load/noresume.c) clears the client's session before each handshake,"
         " so no connection resumes.",
         "- Proxy CPU: user+system time of the proxy's processes from /proc/<pid>/stat"
