@@ -31,12 +31,17 @@ pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
 }
 
 fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(token))
+}
+
+/// The tokens of a message's `Connection` fields (RFC 9110 §7.6.1).
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
+        .map(str::trim)
 }
 
 /// Removes hop-by-hop headers, including those the `Connection` header names,
@@ -59,12 +64,8 @@ pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
 
 fn remove_hop_by_hop(headers: &mut HeaderMap) {
     if headers.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        let named: Vec<HeaderName> = connection_tokens(headers)
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
             .collect();
         for name in named {
             headers.remove(name);
@@ -125,12 +126,7 @@ impl<'a> RequestRewrite<'a> {
         forwarded: Forwarded<'a>,
         route_headers: &'a [(HeaderName, HeaderValue)],
     ) -> Self {
-        let connection_named = client
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
+        let connection_named = connection_tokens(client)
             .filter(|t| {
                 !(t.is_empty()
                     || t.eq_ignore_ascii_case("close")
