@@ -114,7 +114,8 @@ pub(crate) async fn forward(
         pool,
         authority,
         upstreams.connect_timeout(),
-        (&parts, &rewrite),
+        &parts,
+        &rewrite,
         body,
     );
     let (head, connection) = match tokio::time::timeout(upstreams.response_timeout(), exchange)
@@ -177,7 +178,8 @@ async fn exchange(
     pool: &Pool,
     authority: &Authority,
     connect_timeout: Duration,
-    (parts, rewrite): (&request::Parts, &RequestRewrite<'_>),
+    parts: &request::Parts,
+    rewrite: &RequestRewrite<'_>,
     mut body: Option<Incoming>,
 ) -> Result<(h1::ResponseHead, Box<Connection>), SendError> {
     let retryable = body.is_none() && parts.method.is_idempotent();
