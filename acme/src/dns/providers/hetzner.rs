@@ -1,23 +1,44 @@
-//! The `hetzner` DNS provider: TXT records through the Hetzner DNS Console API.
+//! The `hetzner` DNS provider: TXT records through the DNS part of the
+//! Hetzner Cloud API. (The DNS Console API at `dns.hetzner.com` that this
+//! provider used before was shut down in May 2026; the credential fields
+//! did not change, but a DNS Console token does not work here: it takes a
+//! Cloud API token of the project that holds the zones.)
 //!
-//! Calls (<https://dns.hetzner.com/api-docs>), all with the
-//! `Auth-API-Token: <api_token>` header:
-//! - `GET /zones?name=<zone>`: find a zone's id (404 when there is none).
-//! - `GET /zones?page=&per_page=`: the zones the token sees.
-//! - `GET /records?zone_id=`: a zone's records.
-//! - `POST /records` `{"zone_id","type","name","value","ttl"}`: add one;
-//!   `name` is relative to the zone, `@` for the apex.
-//! - `DELETE /records/{id}`: remove one.
+//! Calls (<https://docs.hetzner.cloud/reference/cloud#zones>,
+//! <https://docs.hetzner.cloud/reference/cloud#zone-rrsets>,
+//! <https://docs.hetzner.cloud/reference/cloud#actions>), all with
+//! `Authorization: Bearer <api_token>`:
+//! - `GET /zones?page=&per_page=`: the zones the token sees; `per_page` is
+//!   at most 50 and `meta.pagination.next_page` is null on the last page.
+//! - `GET /zones?name=<zone>`: a zone's numeric id (an empty list when the
+//!   token does not see it).
+//! - `GET /zones/{id}/rrsets/{name}/TXT`: the TXT RRSet at a name, 404
+//!   `not_found` when there is none. `name` is relative to the zone, lower
+//!   case, `@` for the apex.
+//! - `POST /zones/{id}/rrsets/{name}/TXT/actions/add_records`
+//!   `{"records": [{"value"}], "ttl"}`: adds a value, creating the RRSet
+//!   when there is none. `ttl` goes only with a new RRSet: for an existing
+//!   one it must equal the RRSet's own.
+//! - `POST /zones/{id}/rrsets/{name}/TXT/actions/remove_records`
+//!   `{"records": [{"value"}]}`: removes values; the RRSet goes with its
+//!   last one.
+//! - `GET /actions/{id}`: both changes answer 201 with an asynchronous
+//!   action (`running`, `success` or `error`), polled until it ends.
 //!
-//! Errors are `{"message": "..."}` from the gateway (401) or
-//! `{"error": {"message": "...", "code": 404}}` from the API.
+//! TXT values travel in presentation format: quoted character-strings of
+//! at most 255 bytes each. Errors are
+//! `{"error": {"code", "message", "details"}}`; a missing or unknown token
+//! is 401 `unauthorized`.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
-use http::{HeaderName, Method};
+use http::Method;
 use serde_json::{json, Value};
 
 use super::support::{
-    encode, items, normalize, refusal, relative_name, same_name, snippet, text, unquote, TokenApi,
+    encode, items, normalize, refusal, relative_name, same_name, snippet, text, txt_quote,
+    txt_text, TokenApi,
 };
 use crate::dns::http::Answer;
 use crate::dns::provider::{DnsError, DnsProvider, Fields, ProviderSpec};
@@ -29,125 +50,233 @@ mod tests;
 const NAME: &str = "hetzner";
 
 /// The API every credential talks to unless `base_url` says otherwise.
-pub(crate) const DEFAULT_BASE_URL: &str = "https://dns.hetzner.com/api/v1";
+pub(crate) const DEFAULT_BASE_URL: &str = "https://api.hetzner.cloud/v1";
 
-/// The header carrying the token.
-const AUTH_HEADER: HeaderName = HeaderName::from_static("auth-api-token");
-
-/// TTL of challenge records (Hetzner's minimum is 60).
+/// TTL of an RRSet this provider creates: the API's minimum, so resolvers
+/// do not keep a challenge value long after it is gone. An RRSet that
+/// already exists keeps its own TTL.
 const TTL: u32 = 60;
 
-/// Zones per page: the maximum `GET /zones` allows.
-const ZONES_PER_PAGE: u32 = 100;
+/// Zones per page: the most `GET /zones` allows (50, as every list but
+/// RRSets).
+const ZONES_PER_PAGE: u32 = 50;
 
 /// Bound on pages followed, so a misbehaving answer cannot loop forever.
 const MAX_PAGES: u64 = 100;
+
+/// The wait between two polls of a running action. The API asks clients
+/// not to poll too often: a project has 3600 requests an hour.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Polls of one action before giving up on it (about a minute at
+/// [`POLL_INTERVAL`]; DNS changes usually finish within seconds).
+const MAX_POLLS: u32 = 60;
 
 /// Fields of a `hetzner` credential.
 pub(crate) const SPEC: ProviderSpec = TokenApi::spec(NAME);
 
 /// Builds the provider from a credential.
 pub(crate) fn build(fields: &Fields) -> Result<Box<dyn DnsProvider>, DnsError> {
-    let api = TokenApi::new(NAME, fields, DEFAULT_BASE_URL, AUTH_HEADER, "")?;
-    Ok(Box::new(Hetzner { api }))
+    Ok(Box::new(Hetzner::new(fields)?))
 }
 
-/// A Hetzner DNS Console account reached with one API token.
+/// A Hetzner Cloud project reached with one API token.
 struct Hetzner {
-    /// The API, with `Auth-API-Token: <token>`.
+    /// The API, with `Authorization: Bearer <token>`.
     api: TokenApi,
+    /// The wait between polls of an action ([`POLL_INTERVAL`]; tests
+    /// shorten it).
+    poll_interval: Duration,
+}
+
+/// `action.status` of an asynchronous action.
+#[derive(Debug, PartialEq, Eq)]
+enum ActionStatus {
+    /// Not finished yet.
+    Running,
+    /// Finished; the change is applied.
+    Success,
+    /// Finished; the change was not applied, `action.error` says why.
+    Error,
+    /// A status this provider does not know: treated as not finished yet,
+    /// so the bounded polling decides.
+    Unknown(String),
+}
+
+impl ActionStatus {
+    /// Reads the status of `action`.
+    fn of(action: &Value) -> Self {
+        match text(action, "status") {
+            "running" => Self::Running,
+            "success" => Self::Success,
+            "error" => Self::Error,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
 }
 
 // === impl Hetzner ===
 
 impl Hetzner {
-    /// The body of a 2xx answer, or the error it carries.
-    fn ok(&self, answer: &Answer) -> Result<Value, DnsError> {
+    /// The provider for a credential, polling at [`POLL_INTERVAL`].
+    fn new(fields: &Fields) -> Result<Self, DnsError> {
+        Ok(Self {
+            api: TokenApi::bearer(NAME, fields, DEFAULT_BASE_URL)?,
+            poll_interval: POLL_INTERVAL,
+        })
+    }
+
+    /// The body of a 2xx answer, or the error it carries (`ZoneNotFound`
+    /// for `zone` when it is a 404).
+    fn ok(&self, answer: &Answer, zone: Option<&str>) -> Result<Value, DnsError> {
         if answer.ok() {
             Ok(answer.json())
         } else {
-            Err(self.error(answer))
+            Err(self.error(answer, zone))
         }
     }
 
-    /// Turns a refusal into `Auth` or `Api` with Hetzner's own words.
-    fn error(&self, answer: &Answer) -> DnsError {
+    /// Turns a refusal into `Auth`, `ZoneNotFound` (for `zone`, on a 404)
+    /// or `Api`, in Hetzner's words followed by its error code.
+    fn error(&self, answer: &Answer, zone: Option<&str>) -> DnsError {
         let body = answer.json();
-        let message = body
+        let code = body
+            .pointer("/error/code")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let message = match body
             .pointer("/error/message")
             .and_then(Value::as_str)
-            .or_else(|| body.get("message").and_then(Value::as_str))
             .filter(|m| !m.is_empty())
-            .map_or_else(
-                || format!("unexpected answer: {}", snippet(&answer.body)),
-                str::to_owned,
-            );
+        {
+            Some(message) if !code.is_empty() => format!("{message} ({code})"),
+            Some(message) => message.to_owned(),
+            None => format!("unexpected answer: {}", snippet(&answer.body)),
+        };
         let message = self.api.scrub(&message);
-        let refused = matches!(answer.status, 401 | 403);
-        refusal(NAME, answer.status, message, refused, None)
+        // 401 is `unauthorized` (unknown token) or `token_readonly`; 403 is
+        // about the token only as `forbidden` (`maintenance` and
+        // `resource_limit_exceeded` are 403s too).
+        let refused = answer.status == 401 || (answer.status == 403 && code == "forbidden");
+        let missing = zone.filter(|_| answer.status == 404);
+        refusal(NAME, answer.status, message, refused, missing)
     }
 
-    /// The id of `zone`, or `ZoneNotFound`.
-    async fn zone_id(&self, zone: &str) -> Result<String, DnsError> {
-        let not_found = || DnsError::ZoneNotFound {
+    /// The numeric id of `zone`, or `ZoneNotFound` when the token does not
+    /// see it.
+    async fn zone_id(&self, zone: &str) -> Result<u64, DnsError> {
+        let path = format!("/zones?name={}", encode(&normalize(zone)));
+        let body = self.ok(&self.api.call(Method::GET, &path, None).await?, None)?;
+        let id = items(&body, "zones")
+            .find(|z| same_name(text(z, "name"), zone))
+            .and_then(|z| z.get("id").and_then(Value::as_u64));
+        id.ok_or_else(|| DnsError::ZoneNotFound {
             provider: NAME,
             zone: zone.to_owned(),
-        };
-        let answer = self
-            .api
-            .call(Method::GET, &format!("/zones?name={}", encode(zone)), None)
-            .await?;
+        })
+    }
+
+    /// The path of the TXT RRSet at `fqdn` in `zone`.
+    async fn rrset_path(&self, zone: &str, fqdn: &str) -> Result<String, DnsError> {
+        let relative = relative_name(NAME, zone, fqdn, "@")?;
+        let zone_id = self.zone_id(zone).await?;
+        Ok(format!(
+            "/zones/{zone_id}/rrsets/{}/TXT",
+            segment(&relative)
+        ))
+    }
+
+    /// The values of the TXT RRSet at `path` as Hetzner holds them
+    /// (quoted), or `None` when there is no such RRSet.
+    async fn txt_values(&self, path: &str, zone: &str) -> Result<Option<Vec<String>>, DnsError> {
+        let answer = self.api.call(Method::GET, path, None).await?;
         if answer.status == 404 {
-            return Err(not_found());
+            return Ok(None);
         }
-        let body = self.ok(&answer)?;
-        body.get("zones")
+        let body = self.ok(&answer, Some(zone))?;
+        let values = body
+            .pointer("/rrset/records")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .find(|z| {
-                z.get("name")
-                    .and_then(Value::as_str)
-                    .is_some_and(|n| same_name(n, zone))
-            })
-            .and_then(|z| z.get("id").and_then(Value::as_str))
+            .filter_map(|r| r.get("value").and_then(Value::as_str))
             .map(str::to_owned)
-            .ok_or_else(not_found)
+            .collect();
+        Ok(Some(values))
     }
 
-    /// Every TXT record named `relative` in the zone, as (id, value).
-    async fn txt_records(
+    /// Starts one change (`add_records` or `remove_records`) of the RRSet
+    /// at `path` and waits for its action to end.
+    async fn change(
         &self,
-        zone_id: &str,
-        relative: &str,
-    ) -> Result<Vec<(String, String)>, DnsError> {
-        let mut records = Vec::new();
-        let mut page = 1;
+        path: &str,
+        action: &str,
+        body: &Value,
+        zone: &str,
+    ) -> Result<(), DnsError> {
+        let path = format!("{path}/actions/{action}");
+        let answer = self.api.call(Method::POST, &path, Some(body)).await?;
+        let mut status = answer.status;
+        let mut body = self.ok(&answer, Some(zone))?;
+        let mut polls = 0;
         loop {
-            let mut path = format!("/records?zone_id={}", encode(zone_id));
-            if page > 1 {
-                path.push_str(&format!("&page={page}"));
-            }
-            let body = self.ok(&self.api.call(Method::GET, &path, None).await?)?;
-            for record in items(&body, "records") {
-                let kind = text(record, "type");
-                let name = text(record, "name");
-                let (Some(id), Some(value)) = (
-                    record.get("id").and_then(Value::as_str),
-                    record.get("value").and_then(Value::as_str),
-                ) else {
-                    continue;
-                };
-                if kind == "TXT" && name.eq_ignore_ascii_case(relative) {
-                    records.push((id.to_owned(), unquote(value).to_owned()));
+            let action = body.get("action").unwrap_or(&Value::Null);
+            let Some(id) = action.get("id").and_then(Value::as_u64) else {
+                return Err(DnsError::Api {
+                    provider: NAME,
+                    status,
+                    message: format!(
+                        "answer without an action: {}",
+                        snippet(body.to_string().as_bytes())
+                    ),
+                });
+            };
+            match ActionStatus::of(action) {
+                ActionStatus::Success => return Ok(()),
+                ActionStatus::Error => return Err(self.failed(action, status)),
+                ActionStatus::Running | ActionStatus::Unknown(_) if polls == MAX_POLLS => {
+                    return Err(DnsError::Api {
+                        provider: NAME,
+                        status,
+                        message: format!(
+                            "action {id} ({}) was still running after {MAX_POLLS} polls; \
+                             it may still finish: try again in a minute",
+                            text(action, "command")
+                        ),
+                    });
                 }
+                ActionStatus::Running | ActionStatus::Unknown(_) => {}
             }
-            if page >= last_page(&body) {
-                break;
-            }
-            page += 1;
+            polls += 1;
+            tokio::time::sleep(self.poll_interval).await;
+            let answer = self
+                .api
+                .call(Method::GET, &format!("/actions/{id}"), None)
+                .await?;
+            status = answer.status;
+            body = self.ok(&answer, None)?;
         }
-        Ok(records)
+    }
+
+    /// An action that ended in `error`, in Hetzner's words (the answer
+    /// that reported it was a success, hence its 2xx `status`).
+    fn failed(&self, action: &Value, status: u16) -> DnsError {
+        let error = action.get("error").unwrap_or(&Value::Null);
+        let message = match (text(error, "message"), text(error, "code")) {
+            ("", "") => format!(
+                "action {} ({}) failed without saying why",
+                action.get("id").and_then(Value::as_u64).unwrap_or_default(),
+                text(action, "command")
+            ),
+            (message, "") => message.to_owned(),
+            ("", code) => code.to_owned(),
+            (message, code) => format!("{message} ({code})"),
+        };
+        DnsError::Api {
+            provider: NAME,
+            status,
+            message: self.api.scrub(&message),
+        }
     }
 }
 
@@ -158,56 +287,57 @@ impl DnsProvider for Hetzner {
     }
 
     async fn present(&self, zone: &str, fqdn: &str, value: &str) -> Result<(), DnsError> {
-        let relative = relative_name(NAME, zone, fqdn, "@")?;
-        let zone_id = self.zone_id(zone).await?;
-        if self
-            .txt_records(&zone_id, &relative)
-            .await?
-            .iter()
-            .any(|(_, v)| v == value)
-        {
+        let path = self.rrset_path(zone, fqdn).await?;
+        let existing = self.txt_values(&path, zone).await?;
+        if existing.iter().flatten().any(|v| txt_text(v) == value) {
             return Ok(());
         }
-        let body = json!({ "zone_id": zone_id, "type": "TXT", "name": relative, "value": value, "ttl": TTL });
-        self.ok(&self.api.call(Method::POST, "/records", Some(&body)).await?)?;
-        Ok(())
+        let records = json!([{ "value": txt_quote(value) }]);
+        let body = match existing {
+            Some(_) => json!({ "records": records }),
+            None => json!({ "records": records, "ttl": TTL }),
+        };
+        self.change(&path, "add_records", &body, zone).await
     }
 
     async fn cleanup(&self, zone: &str, fqdn: &str, value: &str) -> Result<(), DnsError> {
-        let relative = relative_name(NAME, zone, fqdn, "@")?;
-        let zone_id = self.zone_id(zone).await?;
-        for (id, _) in self
-            .txt_records(&zone_id, &relative)
-            .await?
+        let path = self.rrset_path(zone, fqdn).await?;
+        let Some(values) = self.txt_values(&path, zone).await? else {
+            return Ok(());
+        };
+        // Removed exactly as Hetzner holds them: the value identifies a
+        // record.
+        let ours: Vec<Value> = values
             .into_iter()
-            .filter(|(_, v)| v == value)
-        {
-            let answer = self
-                .api
-                .call(Method::DELETE, &format!("/records/{}", encode(&id)), None)
-                .await?;
-            if answer.status != 404 {
-                self.ok(&answer)?;
-            }
+            .filter(|v| txt_text(v) == value)
+            .map(|v| json!({ "value": v }))
+            .collect();
+        if ours.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let body = json!({ "records": ours });
+        self.change(&path, "remove_records", &body, zone).await
     }
 
     async fn validate(&self) -> Result<Vec<String>, DnsError> {
         let mut zones = Vec::new();
         let mut page = 1;
-        loop {
+        for _ in 0..MAX_PAGES {
             let path = format!("/zones?page={page}&per_page={ZONES_PER_PAGE}");
-            let body = self.ok(&self.api.call(Method::GET, &path, None).await?)?;
+            let body = self.ok(&self.api.call(Method::GET, &path, None).await?, None)?;
             zones.extend(
                 items(&body, "zones")
-                    .filter_map(|z| z.get("name").and_then(Value::as_str))
+                    .map(|z| text(z, "name"))
+                    .filter(|n| !n.is_empty())
                     .map(normalize),
             );
-            if page >= last_page(&body) {
-                break;
+            match body
+                .pointer("/meta/pagination/next_page")
+                .and_then(Value::as_u64)
+            {
+                Some(next) if next > page => page = next,
+                _ => break,
             }
-            page += 1;
         }
         Ok(zones)
     }
@@ -215,10 +345,13 @@ impl DnsProvider for Hetzner {
 
 // === helpers ===
 
-/// `meta.pagination.last_page` of a list answer (1 when absent), bounded.
-fn last_page(body: &Value) -> u64 {
-    body.pointer("/meta/pagination/last_page")
-        .and_then(Value::as_u64)
-        .unwrap_or(1)
-        .min(MAX_PAGES)
+/// An RRSet name as a path segment: percent-encoded, but the apex's `@`
+/// as it is (RFC 3986 §3.3 allows `@` in a segment, and the API documents
+/// the apex as `@`).
+fn segment(name: &str) -> String {
+    if name == "@" {
+        name.to_owned()
+    } else {
+        encode(name)
+    }
 }
