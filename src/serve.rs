@@ -44,6 +44,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         unknown_host_status: http::StatusCode::from_u16(settings.unknown_host_status)
             .unwrap_or(http::StatusCode::NOT_FOUND),
         workers: settings.workers,
+        header_read_timeout: settings.header_read_timeout,
     })?;
     tracing::info!(entrypoint = %"web", address = %listeners.web_addr(), "listening");
     let websecure_addr = listeners.websecure_addr();

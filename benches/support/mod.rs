@@ -162,6 +162,7 @@ pub(crate) fn data_plane() -> Arc<DataPlane> {
         fallback: None,
         unknown_host_status: http::StatusCode::NOT_FOUND,
         workers: 2,
+        header_read_timeout: std::time::Duration::from_secs(30),
     })
     .expect("a data plane with a generated fallback")
 }

@@ -28,6 +28,8 @@ pub const DEFAULT_ADMIN_ADDRESS: &str = "127.0.0.1:9180";
 pub const DEFAULT_DYNAMIC_SUBDIR: &str = "dynamic";
 /// Default time in-flight requests get to finish on shutdown.
 pub const DEFAULT_DRAIN_TIMEOUT: &str = "30s";
+/// Default `server.header_read_timeout` (nginx's `client_header_timeout` is 60 s).
+pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "30s";
 /// Name of the secret-store key file under `data_dir` when not configured.
 pub const DEFAULT_SECRET_KEY_FILE: &str = "secret.key";
 /// Default log filter (tracing-subscriber `EnvFilter` syntax).
@@ -55,6 +57,10 @@ pub struct Settings {
     pub watch_dynamic_dir: bool,
     /// Time in-flight requests get to finish on shutdown.
     pub drain_timeout: Duration,
+    /// Time an HTTP/1 client gets to send a whole request head, counted
+    /// from the connection's start or its previous response: a client that
+    /// trickles or idles is dropped, so it cannot hold a connection slot.
+    pub header_read_timeout: Duration,
     /// Log filter.
     pub log_filter: String,
     /// Log as JSON lines instead of text.
@@ -226,6 +232,14 @@ impl Settings {
         }
         let drain_timeout = parse_duration(&raw.server.drain_timeout)
             .map_err(|m| invalid("server.drain_timeout", m))?;
+        let header_read_timeout = parse_duration(&raw.server.header_read_timeout)
+            .map_err(|m| invalid("server.header_read_timeout", m))?;
+        if header_read_timeout.is_zero() {
+            return Err(invalid(
+                "server.header_read_timeout",
+                "must be more than 0; write e.g. \"30s\"".into(),
+            ));
+        }
         if raw.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty".into()));
         }
@@ -289,6 +303,7 @@ impl Settings {
             dynamic_dir,
             watch_dynamic_dir: raw.providers.file.watch,
             drain_timeout,
+            header_read_timeout,
             log_filter: raw.log.filter,
             log_json,
             access_log: raw.log.access_log,

@@ -36,6 +36,8 @@ pub struct DataPlaneOptions {
     pub unknown_host_status: http::StatusCode,
     /// Data-plane worker threads (at least 1).
     pub workers: usize,
+    /// Time an HTTP/1 client gets to send a whole request head.
+    pub header_read_timeout: std::time::Duration,
 }
 
 /// Parsed static certificates, kept with their source so an unchanged set is not parsed again.
@@ -106,6 +108,7 @@ pub struct DataPlane {
     https_port: u16,
     unknown_host_status: http::StatusCode,
     workers: usize,
+    header_read_timeout: std::time::Duration,
 }
 
 impl DataPlane {
@@ -131,6 +134,7 @@ impl DataPlane {
             https_port: options.https_port,
             unknown_host_status: options.unknown_host_status,
             workers: options.workers.max(1),
+            header_read_timeout: options.header_read_timeout,
         }))
     }
 
@@ -278,6 +282,11 @@ impl DataPlane {
         self.workers
     }
 
+    /// Time an HTTP/1 client gets to send a whole request head.
+    pub fn header_read_timeout(&self) -> std::time::Duration {
+        self.header_read_timeout
+    }
+
     /// The port `web` redirects to.
     pub fn https_port(&self) -> u16 {
         self.https_port
@@ -332,6 +341,7 @@ mod tests {
             fallback: None,
             unknown_host_status: http::StatusCode::NOT_FOUND,
             workers: 1,
+            header_read_timeout: std::time::Duration::from_secs(30),
         })
         .unwrap()
     }

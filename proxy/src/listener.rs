@@ -21,8 +21,6 @@ use crate::Error;
 
 /// A client that has not finished its TLS handshake by then is dropped.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A client that has not sent a whole request head by then is dropped.
-pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Both entrypoints, bound and not yet serving.
 #[derive(Debug)]
@@ -70,7 +68,7 @@ impl Listeners {
     ) -> Result<(), Error> {
         let shared = Arc::new(Shared {
             tls: TlsAcceptor::from(plane.server_config()?),
-            builder: http_builder(),
+            builder: http_builder(plane.header_read_timeout()),
             plane,
         });
         let web = self.web.into_std().map_err(socket_error)?;
@@ -148,12 +146,12 @@ struct Shared {
     builder: auto::Builder<TokioExecutor>,
 }
 
-fn http_builder() -> auto::Builder<TokioExecutor> {
+fn http_builder(header_read_timeout: Duration) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(header_read_timeout);
     builder.http2().timer(TokioTimer::new());
     builder
 }

@@ -13,6 +13,7 @@ mod dns01;
 mod dns_rfc2136;
 mod file_provider;
 mod forwarding;
+mod header_timeout;
 mod hot_swap;
 mod logs;
 mod mtls;

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{
-    DEFAULT_ADMIN_ADDRESS, DEFAULT_DATA_DIR, DEFAULT_DRAIN_TIMEOUT, DEFAULT_LOG_FILTER,
-    DEFAULT_WEBSECURE_ADDRESS, DEFAULT_WEB_ADDRESS,
+    DEFAULT_ADMIN_ADDRESS, DEFAULT_DATA_DIR, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT,
+    DEFAULT_LOG_FILTER, DEFAULT_WEBSECURE_ADDRESS, DEFAULT_WEB_ADDRESS,
 };
 
 #[derive(Debug, Deserialize)]
@@ -104,6 +104,7 @@ impl Default for RawFileProvider {
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawServer {
     pub(super) drain_timeout: String,
+    pub(super) header_read_timeout: String,
     pub(super) unknown_host_status: u16,
     pub(super) workers: usize,
 }
@@ -112,6 +113,7 @@ impl Default for RawServer {
     fn default() -> Self {
         Self {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT.to_owned(),
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT.to_owned(),
             unknown_host_status: 404,
             workers: 0,
         }

@@ -149,3 +149,23 @@ fn workers_are_bounded_and_named_in_the_error() {
     assert!(err.contains("server.workers"), "{err}");
     assert!(err.contains("use 0 for one worker per CPU"), "{err}");
 }
+
+#[test]
+fn the_header_read_timeout_is_a_positive_duration_named_in_errors() {
+    assert_eq!(
+        parse("").unwrap().header_read_timeout,
+        Duration::from_secs(30)
+    );
+    assert_eq!(
+        parse("[server]\nheader_read_timeout = \"5s\"")
+            .unwrap()
+            .header_read_timeout,
+        Duration::from_secs(5)
+    );
+    for bad in ["\"0s\"", "\"30\"", "30"] {
+        let err = parse(&format!("[server]\nheader_read_timeout = {bad}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("header_read_timeout"), "{bad}: {err}");
+    }
+}

@@ -22,6 +22,7 @@ impl InProcess {
             fallback: None,
             unknown_host_status: http::StatusCode::NOT_FOUND,
             workers: 2,
+            header_read_timeout: std::time::Duration::from_secs(30),
         })
         .unwrap();
         let listeners = Listeners::bind(
