@@ -11,6 +11,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
+use crate::idle_watch::InFlight;
+
 /// Tracing target of access-log lines, for filtering (`portcullis::access=off`).
 pub const TARGET: &str = "portcullis::access";
 
@@ -37,21 +39,30 @@ pub(crate) struct AccessRecord {
     pub status: u16,
 }
 
-/// A response body that counts its bytes and logs the request when dropped.
+/// A response body that counts its bytes and logs the request when dropped,
+/// and until then keeps its connection from counting as idle.
 #[derive(Debug)]
 pub(crate) struct Logged<B> {
     inner: B,
     record: Option<Box<AccessRecord>>,
     bytes: u64,
+    /// Dropped with the body (after the log line): see [`crate::idle_watch`].
+    _in_flight: Option<InFlight>,
 }
 
 impl<B> Logged<B> {
-    /// Wraps `inner`; `record` is `None` when access logging is off.
-    pub(crate) fn new(inner: B, record: Option<Box<AccessRecord>>) -> Self {
+    /// Wraps `inner`; `record` is `None` when access logging is off, and
+    /// `in_flight` when the connection is not watched for idleness.
+    pub(crate) fn new(
+        inner: B,
+        record: Option<Box<AccessRecord>>,
+        in_flight: Option<InFlight>,
+    ) -> Self {
         Self {
             inner,
             record,
             bytes: 0,
+            _in_flight: in_flight,
         }
     }
 }

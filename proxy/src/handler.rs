@@ -22,6 +22,7 @@ use crate::client_verdicts::ClientVerdicts;
 use crate::dataplane::DataPlane;
 use crate::forward::{self, forward};
 use crate::h1::UpstreamBody;
+use crate::idle_watch::Watch;
 use crate::route_table::Route;
 
 /// The body of every response the proxy sends: an upstream's streamed body
@@ -50,6 +51,8 @@ pub(crate) struct ConnectionInfo {
     pub client_chain: Option<Vec<CertificateDer<'static>>>,
     /// The chain's verdicts against the CAs of the routes it reached.
     pub client_verdicts: ClientVerdicts<dyn ClientCertVerifier>,
+    /// HTTP/1 connections: watched for idling past `header_read_timeout`.
+    pub idle: Option<Arc<Watch>>,
 }
 
 /// Answers one request.
@@ -63,6 +66,8 @@ pub(crate) fn handle(
     connection: Arc<ConnectionInfo>,
     request: Request<Incoming>,
 ) -> impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send {
+    // A whole head has arrived: the connection is busy until the answer is done.
+    let in_flight = connection.idle.as_ref().map(Watch::begin);
     let mut record = plane.access_log().then(|| {
         Box::new(AccessRecord {
             start: Instant::now(),
@@ -91,7 +96,10 @@ pub(crate) fn handle(
             record.status = status;
         }
         let (parts, body) = response.into_parts();
-        Ok(Response::from_parts(parts, Logged::new(body, record)))
+        Ok(Response::from_parts(
+            parts,
+            Logged::new(body, record, in_flight),
+        ))
     }
 }
 

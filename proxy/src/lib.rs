@@ -20,6 +20,7 @@ mod forward;
 mod h1;
 mod handler;
 mod headers;
+mod idle_watch;
 mod listener;
 mod managed_certs;
 mod metrics;

@@ -16,6 +16,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::dataplane::DataPlane;
 use crate::handler::{handle, ConnectionInfo};
+use crate::idle_watch::Watch;
 use crate::sni_resolver::ACME_TLS_ALPN;
 use crate::Error;
 
@@ -68,7 +69,7 @@ impl Listeners {
     ) -> Result<(), Error> {
         let shared = Arc::new(Shared {
             tls: TlsAcceptor::from(plane.server_config()?),
-            builder: http_builder(plane.header_read_timeout()),
+            builder: http_builder(),
             plane,
         });
         let web = self.web.into_std().map_err(socket_error)?;
@@ -146,12 +147,13 @@ struct Shared {
     builder: auto::Builder<TokioExecutor>,
 }
 
-fn http_builder(header_read_timeout: Duration) -> auto::Builder<TokioExecutor> {
+fn http_builder() -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
+        // Enforced by `idle_watch` instead: hyper's arms a timer per request.
+        .header_read_timeout(None::<Duration>);
     builder.http2().timer(TokioTimer::new());
     builder
 }
@@ -192,6 +194,9 @@ impl Worker {
         let graceful = GracefulShutdown::new();
         // Ends with the runtime, when the worker returns.
         tokio::spawn(crate::pool::sweep_idle());
+        tokio::spawn(crate::idle_watch::sweep(
+            self.shared.plane.header_read_timeout(),
+        ));
         let accept = async {
             tokio::join!(
                 accept_loop(&web, Entrypoint::Web, &self.shared, &graceful),
@@ -276,6 +281,7 @@ impl Connection {
             sni: None,
             client_chain: None,
             client_verdicts: Default::default(),
+            idle: Some(Watch::start()),
         };
         Box::pin(self.serve_http(TokioIo::new(stream), info)).await;
     }
@@ -312,6 +318,9 @@ impl Connection {
             sni: session.server_name().map(Box::from),
             client_chain: session.peer_certificates().map(<[_]>::to_vec),
             client_verdicts: Default::default(),
+            // HTTP/2 has no request heads to wait for (hyper never timed
+            // them either).
+            idle: (session.alpn_protocol() != Some(b"h2")).then(Watch::start),
         };
         // Boxed: hyper's connection state is most of the connection's
         // future, which `tokio::spawn` would otherwise copy whole.
@@ -322,6 +331,7 @@ impl Connection {
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
+        let idle = info.idle.clone();
         let info = Arc::new(info);
         let plane = Arc::clone(&self.shared.plane);
         let service =
@@ -330,8 +340,19 @@ impl Connection {
             .shared
             .builder
             .serve_connection_with_upgrades(io, service);
-        if let Err(error) = self.watcher.watch(connection.into_owned()).await {
-            tracing::debug!(peer = %self.peer, %error, "connection ended with an error");
+        let served = self.watcher.watch(connection.into_owned());
+        let ended = match &idle {
+            Some(watch) => crate::idle_watch::run(watch, served).await,
+            None => Some(served.await),
+        };
+        match ended {
+            Some(Err(error)) => {
+                tracing::debug!(peer = %self.peer, %error, "connection ended with an error");
+            }
+            Some(Ok(())) => {}
+            None => {
+                tracing::debug!(peer = %self.peer, "no whole request head within header_read_timeout; closed");
+            }
         }
     }
 }
