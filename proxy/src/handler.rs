@@ -246,17 +246,27 @@ fn client_subject(
     let verified = match connection.client_chain.as_deref() {
         // No certificate: nothing to verify or to keep.
         None | Some([]) => None,
-        Some([leaf, rest @ ..]) => connection.client_verdicts.subject(verifier, || {
-            verifier
-                .verify_client_cert(leaf, rest, UnixTime::now())
-                .ok()?;
-            HeaderValue::from_str(&certificate::subject(leaf)?).ok()
-        }),
+        Some(chain) => connection
+            .client_verdicts
+            .subject(verifier, || verified_subject(&**verifier, chain)),
     };
     if route.mtls == Mtls::Required && verified.is_none() {
         return Err(ClientCertRequired);
     }
     Ok(verified)
+}
+
+/// The subject of `chain`'s leaf when the chain verifies against
+/// `verifier`'s CA now: what an mTLS route passes on.
+pub(crate) fn verified_subject(
+    verifier: &dyn ClientCertVerifier,
+    chain: &[CertificateDer<'_>],
+) -> Option<HeaderValue> {
+    let (leaf, rest) = chain.split_first()?;
+    verifier
+        .verify_client_cert(leaf, rest, UnixTime::now())
+        .ok()?;
+    HeaderValue::from_str(&certificate::subject(leaf)?).ok()
 }
 
 /// The Host of a request: the URI authority (HTTP/2, absolute-form) or the Host header.
