@@ -21,6 +21,7 @@ mod h1;
 mod handler;
 mod headers;
 mod idle_watch;
+mod late_tickets;
 mod listener;
 mod managed_certs;
 mod metrics;

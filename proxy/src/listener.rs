@@ -17,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::dataplane::DataPlane;
 use crate::handler::{handle, ConnectionInfo};
 use crate::idle_watch::Watch;
+use crate::late_tickets::LateTickets;
 use crate::sni_resolver::ACME_TLS_ALPN;
 use crate::Error;
 
@@ -287,17 +288,18 @@ impl Connection {
     }
 
     async fn serve_tls(self, stream: TcpStream) {
-        let handshake =
-            tokio::time::timeout(HANDSHAKE_TIMEOUT, self.shared.tls.accept(stream)).await;
+        let accept = self.shared.tls.accept(LateTickets::new(stream));
+        let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, accept.into_fallible()).await;
         let metrics = self.shared.plane.metrics();
         let counter = match &handshake {
             Ok(Ok(_)) => &metrics.handshakes,
             _ => &metrics.handshake_failures,
         };
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let stream = match handshake {
+        let mut stream = match handshake {
             Ok(Ok(stream)) => stream,
-            Ok(Err(error)) => {
+            Ok(Err((error, mut io))) => {
+                io.release();
                 tracing::debug!(peer = %self.peer, %error, "TLS handshake failed");
                 return;
             }
@@ -306,6 +308,7 @@ impl Connection {
                 return;
             }
         };
+        stream.get_mut().0.handshake_done();
         let (_, session) = stream.get_ref();
         if session.alpn_protocol() == Some(ACME_TLS_ALPN) {
             // RFC 8737 §3: the validation is the handshake; no HTTP follows.

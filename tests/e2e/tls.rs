@@ -134,18 +134,27 @@ async fn host_not_covered_by_sni_is_misdirected() {
     }
 }
 
+/// A client of one TLS version, speaking HTTP/1.1, trusting the test CA.
+fn http11_client(
+    pki: &Pki,
+    version: &'static rustls::SupportedProtocolVersion,
+) -> rustls::ClientConfig {
+    let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_protocol_versions(&[version])
+    .unwrap()
+    .with_root_certificates(pki.roots())
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config
+}
+
 #[tokio::test]
 async fn tls12_and_tls13_are_accepted() {
     let (pki, _backend, server) = app_server().await;
     for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
-        let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_protocol_versions(&[version])
-        .unwrap()
-        .with_root_certificates(pki.roots())
-        .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let config = http11_client(&pki, version);
         let reply = client::https_get(
             server.websecure,
             "app.test",
@@ -216,4 +225,61 @@ async fn the_server_prefers_aes_128_gcm_whatever_the_client_lists_first() {
         negotiated(&server, &pki, &rustls::version::TLS13, &tls13[..1]).await,
         CipherSuite::TLS13_AES_256_GCM_SHA384
     );
+}
+
+/// One `Connection: close` request over a fresh connection; how the
+/// handshake went.
+async fn one_request(
+    server: &Server,
+    config: &std::sync::Arc<rustls::ClientConfig>,
+    pause_before_request: Duration,
+) -> rustls::HandshakeKind {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(config));
+    let tcp = tokio::net::TcpStream::connect(server.websecure)
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("app.test").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let kind = tls.get_ref().1.handshake_kind().unwrap();
+    tokio::time::sleep(pause_before_request).await;
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    tls.read_to_end(&mut response).await.unwrap();
+    assert!(
+        response.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+    kind
+}
+
+#[tokio::test]
+async fn clients_resume_by_ticket_and_by_session_id() {
+    use rustls::client::{Resumption, Tls12Resumption};
+    use rustls::HandshakeKind::{Full, Resumed};
+    let (pki, _backend, server) = app_server().await;
+    let cases = [
+        // The ticket travels with the response, whether the request came
+        // right behind the client's Finished or well after it.
+        (&rustls::version::TLS13, Duration::ZERO),
+        (&rustls::version::TLS13, Duration::from_millis(200)),
+        (&rustls::version::TLS12, Duration::ZERO),
+    ];
+    for (version, pause) in cases {
+        let mut config = http11_client(&pki, version);
+        // TLS 1.2 by the server's session cache, not by ticket.
+        config.resumption =
+            Resumption::in_memory_sessions(8).tls12_resumption(Tls12Resumption::SessionIdOnly);
+        let config = std::sync::Arc::new(config);
+        let case = format!("{version:?}, request {pause:?} after the handshake");
+        assert_eq!(one_request(&server, &config, pause).await, Full, "{case}");
+        assert_eq!(
+            one_request(&server, &config, pause).await,
+            Resumed,
+            "{case}"
+        );
+    }
 }
