@@ -224,7 +224,7 @@ mod tests {
         let two = [ticket.clone(), ticket.clone()].concat();
         assert!(only_application_data(&[IoSlice::new(&two)]));
         // ServerHello flights, TLS 1.2's change_cipher_spec, truncated records.
-        let flight = [hello.clone(), ccs.clone(), ticket.clone()].concat();
+        let flight = [hello, ccs.clone(), ticket.clone()].concat();
         assert!(!only_application_data(&[IoSlice::new(&flight)]));
         let tls12 = [ccs, ticket.clone()].concat();
         assert!(!only_application_data(&[IoSlice::new(&tls12)]));
