@@ -1,5 +1,6 @@
 //! Sending a routed request to its upstream and streaming the answer back.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,42 +81,59 @@ pub(crate) struct Context {
 ///
 /// Bodies stream both ways. An HTTP/1.1 `Upgrade` that the upstream accepts
 /// (101) becomes a byte tunnel between client and upstream.
-pub(crate) async fn forward(
-    route: &Route,
+///
+/// The request is taken apart before the future is built, and the future
+/// owns the parts: an `async fn` would hold its arguments twice (as passed,
+/// and moved into its body), and this future is moved whole on every request.
+pub(crate) fn forward(
+    route: Arc<Route>,
     mut request: Request<Incoming>,
     context: Context,
+) -> impl Future<Output = Result<Response<UpstreamBody>, ForwardError>> + Send {
+    let upgrade = request.version() == Version::HTTP_11 && headers::is_upgrade(request.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    let (parts, body) = request.into_parts();
+    let body = (!body.is_end_stream()).then_some(body);
+    async move {
+        // The client's head is not edited: the upstream's is written from
+        // it with the rewrite applied field by field.
+        let rewrite = RequestRewrite::new(
+            &parts.headers,
+            upgrade,
+            Forwarded {
+                forwarded_for: &context.forwarded_for,
+                proto: context.proto,
+                host: &context.host,
+                client_subject: context.client_subject,
+            },
+            &route.request_headers,
+        );
+        send(&route, &parts, &rewrite, body, client_upgrade).await
+    }
+}
+
+/// Exchanges with the next upstream of `route`, and turns the answer into the
+/// client's response, or a tunnel.
+async fn send(
+    route: &Route,
+    parts: &request::Parts,
+    rewrite: &RequestRewrite<'_>,
+    body: Option<Incoming>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Result<Response<UpstreamBody>, ForwardError> {
     let upstreams = &route.upstreams;
     let (index, authority) = upstreams.pick().ok_or(ForwardError::NoUpstream)?;
     let pool = upstreams.pool(index).ok_or(ForwardError::NoUpstream)?;
-    let upgrade = request.version() == Version::HTTP_11 && headers::is_upgrade(request.headers());
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
-
     let timed_out = |phase| ForwardError::Timeout {
         upstream: authority.to_string(),
         phase,
     };
-    let (parts, body) = request.into_parts();
-    // The client's head is not edited: the upstream's is written from it
-    // with the rewrite applied field by field.
-    let rewrite = RequestRewrite::new(
-        &parts.headers,
-        upgrade,
-        Forwarded {
-            forwarded_for: &context.forwarded_for,
-            proto: context.proto,
-            host: &context.host,
-            client_subject: context.client_subject,
-        },
-        &route.request_headers,
-    );
-    let body = (!body.is_end_stream()).then_some(body);
     let exchange = exchange(
         pool,
         authority,
         upstreams.connect_timeout(),
-        &parts,
-        &rewrite,
+        parts,
+        rewrite,
         body,
     );
     let (head, connection) = match tokio::time::timeout(upstreams.response_timeout(), exchange)

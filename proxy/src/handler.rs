@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use futures_util::FutureExt as _;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
@@ -20,7 +21,7 @@ use crate::access_log::{AccessRecord, Logged};
 use crate::certificate;
 use crate::client_verdicts::ClientVerdicts;
 use crate::dataplane::DataPlane;
-use crate::forward::{self, forward};
+use crate::forward::{self, forward, ForwardError};
 use crate::h1::UpstreamBody;
 use crate::idle_watch::Watch;
 use crate::route_table::Route;
@@ -199,14 +200,24 @@ fn route_request(
 }
 
 /// Forwards on `route`; a failure becomes the local 502 or 504 answer.
-async fn forward_or_answer(
+///
+/// Not an `async fn`, for the reason [`forward()`] gives.
+fn forward_or_answer(
     route: Arc<Route>,
     request: Request<Incoming>,
     context: forward::Context,
-) -> Plain {
+) -> impl Future<Output = Plain> + Send {
     let started = Instant::now();
-    let forwarded = forward(&route, request, context).await;
-    route.metrics.observe_upstream(started.elapsed());
+    // `map`, not an `async` block: awaiting the forwarding future from a
+    // block that owns it would hold it twice.
+    forward(Arc::clone(&route), request, context).map(move |forwarded| {
+        route.metrics.observe_upstream(started.elapsed());
+        answer(&route, forwarded)
+    })
+}
+
+/// The client's response: the upstream's, or the local 502 or 504.
+fn answer(route: &Route, forwarded: Result<Response<UpstreamBody>, ForwardError>) -> Plain {
     match forwarded {
         Ok(response) => response.map(Either::Left),
         Err(error) => {
