@@ -15,7 +15,8 @@
 //! post-handshake message (the ticket) or an encrypted alert; every flight a
 //! client waits for starts with a plaintext `handshake` record (ServerHello,
 //! HelloRetryRequest) or, in TLS 1.2, carries `change_cipher_spec`. An alert
-//! kept when the handshake fails is still sent, by [`LateTickets::release`].
+//! kept when the handshake fails is still sent, by [`LateTickets::release`],
+//! and nothing is kept while the handshake waits for the client.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -125,11 +126,22 @@ fn only_application_data(bufs: &[IoSlice<'_>]) -> bool {
 
 impl AsyncRead for LateTickets {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
+        // The handshake never waits for the client while something is kept:
+        // should a flight the client needs ever look like a ticket (the rest
+        // of a flight whose first write was cut short at a record boundary),
+        // it leaves now instead of never.
+        if polled.is_pending() && this.handshaking && !this.kept.is_empty() {
+            if let Poll::Ready(Err(error)) = this.poll_write_behind_kept(cx, &[]) {
+                return Poll::Ready(Err(error));
+            }
+        }
+        polled
     }
 }
 
@@ -271,6 +283,19 @@ mod tests {
         server.release();
         drop(server);
         assert_eq!(received(&mut client).await, alert);
+    }
+
+    #[tokio::test]
+    async fn the_handshake_does_not_wait_for_the_client_while_keeping_a_write() {
+        let (mut server, mut client) = pair().await;
+        let rest_of_flight = record(APPLICATION_DATA, b"certificate, finished");
+        server.write_all(&rest_of_flight).await.unwrap();
+        // The handshake now reads the client's Finished, which has not come.
+        let mut buf = [0u8; 16];
+        let read =
+            tokio::time::timeout(std::time::Duration::from_millis(50), server.read(&mut buf)).await;
+        assert!(read.is_err(), "the client has sent nothing");
+        assert_eq!(received(&mut client).await, rest_of_flight);
     }
 
     #[tokio::test]
