@@ -102,26 +102,32 @@ fn only_application_data(bufs: &[IoSlice<'_>]) -> bool {
     if total == 0 || total > MAX_KEPT {
         return false;
     }
-    let mut bytes = bufs.iter().flat_map(|buf| buf.iter().copied());
-    let mut left = total;
-    while left > 0 {
-        let mut header = [0u8; RECORD_HEADER];
-        for slot in &mut header {
-            match bytes.next() {
-                Some(byte) => *slot = byte,
-                None => return false,
-            }
-        }
-        let body = usize::from(u16::from_be_bytes([header[3], header[4]]));
-        if header[0] != APPLICATION_DATA || left < RECORD_HEADER + body {
+    let mut at = 0;
+    while at < total {
+        let (Some(kind), Some(high), Some(low)) = (
+            byte_at(bufs, at),
+            byte_at(bufs, at + 3),
+            byte_at(bufs, at + 4),
+        ) else {
+            return false;
+        };
+        if kind != APPLICATION_DATA {
             return false;
         }
-        left -= RECORD_HEADER + body;
-        if body > 0 && bytes.nth(body - 1).is_none() {
-            return false;
+        at += RECORD_HEADER + usize::from(u16::from_be_bytes([high, low]));
+    }
+    at == total
+}
+
+/// The byte at offset `at` of the concatenation of `bufs`.
+fn byte_at(bufs: &[IoSlice<'_>], mut at: usize) -> Option<u8> {
+    for buf in bufs {
+        match buf.get(at) {
+            Some(&byte) => return Some(byte),
+            None => at -= buf.len(),
         }
     }
-    true
+    None
 }
 
 impl AsyncRead for LateTickets {
