@@ -6,16 +6,15 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use http::uri::Authority;
-use http::{request, HeaderValue, Request, Response, StatusCode, Version};
+use http::{request, HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::h1::{self, ConnectError, Connection, UpstreamBody};
+use crate::h1::{self, ConnectError, Connection, RequestFraming, UpstreamBody};
 use crate::headers::{self, Forwarded, RequestRewrite};
-use crate::pool::Pool;
 use crate::route_table::Route;
 
 /// Why a request could not be forwarded; each maps to one status.
@@ -82,9 +81,10 @@ pub(crate) struct Context {
 /// Bodies stream both ways. An HTTP/1.1 `Upgrade` that the upstream accepts
 /// (101) becomes a byte tunnel between client and upstream.
 ///
-/// The request is taken apart before the future is built, and the future
-/// owns the parts: an `async fn` would hold its arguments twice (as passed,
-/// and moved into its body), and this future is moved whole on every request.
+/// Not an `async fn`: one would hold its arguments twice (as passed, and
+/// moved into its body), and this future is moved whole on every request.
+/// The upstream's request head is encoded before the future is built, and
+/// the future keeps only that.
 pub(crate) fn forward(
     route: Arc<Route>,
     mut request: Request<Incoming>,
@@ -94,93 +94,131 @@ pub(crate) fn forward(
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (parts, body) = request.into_parts();
     let body = (!body.is_end_stream()).then_some(body);
+    // Done before the future is returned: the client's head (its URI, its
+    // fields, the Host value in the context) shares hyper's read buffer, and
+    // hyper reads ahead on the connection as soon as it has the future. With
+    // the head encoded and dropped by then, hyper reads the next request into
+    // the same buffer instead of allocating another.
+    let prepared = prepare(&route, parts, context, upgrade, body.is_some());
     async move {
-        // The client's head is not edited: the upstream's is written from
-        // it with the rewrite applied field by field.
-        let rewrite = RequestRewrite::new(
-            &parts.headers,
-            upgrade,
-            Forwarded {
-                forwarded_for: &context.forwarded_for,
-                proto: context.proto,
-                host: &context.host,
-                client_subject: context.client_subject,
-            },
-            &route.request_headers,
+        let (index, pooled, request) = prepared.ok_or(ForwardError::NoUpstream)?;
+        let upstreams = &route.upstreams;
+        let authority = upstreams.authority(index).ok_or(ForwardError::NoUpstream)?;
+        let timed_out = |phase| ForwardError::Timeout {
+            upstream: authority.to_string(),
+            phase,
+        };
+        let exchange = exchange(
+            pooled,
+            authority,
+            upstreams.connect_timeout(),
+            request,
+            body,
         );
-        send(&route, &parts, &rewrite, body, client_upgrade).await
+        let (head, connection) =
+            match tokio::time::timeout(upstreams.response_timeout(), exchange).await {
+                Err(_) => return Err(timed_out("waiting for the response")),
+                Ok(Err(SendError::Connect(ConnectError::Timeout))) => {
+                    return Err(timed_out("connecting"))
+                }
+                Ok(Err(SendError::Connect(source))) => {
+                    return Err(ForwardError::Connect {
+                        upstream: authority.to_string(),
+                        source,
+                    })
+                }
+                Ok(Err(SendError::Http(source))) => {
+                    return Err(ForwardError::Upstream {
+                        upstream: authority.to_string(),
+                        source,
+                    })
+                }
+                Ok(Ok(exchanged)) => exchanged,
+            };
+
+        let body = match client_upgrade {
+            Some(client_upgrade) if head.parts.status == StatusCode::SWITCHING_PROTOCOLS => {
+                // The connection now belongs to the tunnel.
+                tokio::spawn(tunnel(
+                    Arc::clone(&route.router),
+                    client_upgrade,
+                    (*connection).into_io(),
+                ));
+                UpstreamBody::empty()
+            }
+            _ if head.parts.status == StatusCode::SWITCHING_PROTOCOLS => {
+                // A switch the client did not ask for cannot be passed on.
+                return Err(ForwardError::Upstream {
+                    upstream: authority.to_string(),
+                    source: h1::Error::Status(101),
+                });
+            }
+            _ => UpstreamBody::new(
+                connection,
+                head.framing,
+                head.keep_alive,
+                upstreams.pool(index).map(Arc::clone),
+            ),
+        };
+        Ok(Response::from_parts(head.parts, body))
     }
 }
 
-/// Exchanges with the next upstream of `route`, and turns the answer into the
-/// client's response, or a tunnel.
-async fn send(
+/// Picks the upstream, takes a pooled connection to it if there is one, and
+/// encodes the request head (into that connection's buffer).
+fn prepare(
     route: &Route,
-    parts: &request::Parts,
-    rewrite: &RequestRewrite<'_>,
-    body: Option<Incoming>,
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-) -> Result<Response<UpstreamBody>, ForwardError> {
-    let upstreams = &route.upstreams;
-    let (index, authority) = upstreams.pick().ok_or(ForwardError::NoUpstream)?;
-    let pool = upstreams.pool(index).ok_or(ForwardError::NoUpstream)?;
-    let timed_out = |phase| ForwardError::Timeout {
-        upstream: authority.to_string(),
-        phase,
+    parts: request::Parts,
+    context: Context,
+    upgrade: bool,
+    has_body: bool,
+) -> Option<(usize, Option<Box<Connection>>, Encoded)> {
+    let (index, _) = route.upstreams.pick()?;
+    let mut pooled = route.upstreams.pool(index)?.take();
+    let framing = h1::request_framing(&parts.headers, has_body);
+    let mut head = pooled
+        .as_mut()
+        .map(|connection| connection.take_head_buffer())
+        .unwrap_or_default();
+    encode(&parts, context, upgrade, route, framing, &mut head);
+    let request = Encoded {
+        head,
+        method: parts.method,
+        framing,
     };
-    let exchange = exchange(
-        pool,
-        authority,
-        upstreams.connect_timeout(),
-        parts,
-        rewrite,
-        body,
-    );
-    let (head, connection) = match tokio::time::timeout(upstreams.response_timeout(), exchange)
-        .await
-    {
-        Err(_) => return Err(timed_out("waiting for the response")),
-        Ok(Err(SendError::Connect(ConnectError::Timeout))) => return Err(timed_out("connecting")),
-        Ok(Err(SendError::Connect(source))) => {
-            return Err(ForwardError::Connect {
-                upstream: authority.to_string(),
-                source,
-            })
-        }
-        Ok(Err(SendError::Http(source))) => {
-            return Err(ForwardError::Upstream {
-                upstream: authority.to_string(),
-                source,
-            })
-        }
-        Ok(Ok(exchanged)) => exchanged,
-    };
+    Some((index, pooled, request))
+}
 
-    let body = match client_upgrade {
-        Some(client_upgrade) if head.parts.status == StatusCode::SWITCHING_PROTOCOLS => {
-            // The connection now belongs to the tunnel.
-            tokio::spawn(tunnel(
-                Arc::clone(&route.router),
-                client_upgrade,
-                (*connection).into_io(),
-            ));
-            UpstreamBody::empty()
-        }
-        _ if head.parts.status == StatusCode::SWITCHING_PROTOCOLS => {
-            // A switch the client did not ask for cannot be passed on.
-            return Err(ForwardError::Upstream {
-                upstream: authority.to_string(),
-                source: h1::Error::Status(101),
-            });
-        }
-        _ => UpstreamBody::new(
-            connection,
-            head.framing,
-            head.keep_alive,
-            Some(Arc::clone(pool)),
-        ),
-    };
-    Ok(Response::from_parts(head.parts, body))
+/// A request head written for the upstream, and what its answer is read by.
+struct Encoded {
+    head: Vec<u8>,
+    method: Method,
+    framing: RequestFraming,
+}
+
+/// Writes the upstream's request head into `out`. The client's head is not
+/// edited: the upstream's is written from it with the rewrite applied field
+/// by field.
+fn encode(
+    parts: &request::Parts,
+    context: Context,
+    upgrade: bool,
+    route: &Route,
+    framing: RequestFraming,
+    out: &mut Vec<u8>,
+) {
+    let rewrite = RequestRewrite::new(
+        &parts.headers,
+        upgrade,
+        Forwarded {
+            forwarded_for: &context.forwarded_for,
+            proto: context.proto,
+            host: &context.host,
+            client_subject: context.client_subject,
+        },
+        &route.request_headers,
+    );
+    h1::encode_request(parts, &rewrite, framing, out);
 }
 
 enum SendError {
@@ -188,24 +226,32 @@ enum SendError {
     Http(h1::Error),
 }
 
-/// Sends on a pooled connection when there is one, else on a new one. A
+/// Sends on the pooled connection when there is one, else on a new one. A
 /// pooled connection can be closed by the upstream just as it is picked
 /// (its idle timeout); a request without a body whose method is idempotent
 /// then goes once more on a new connection.
 async fn exchange(
-    pool: &Pool,
+    pooled: Option<Box<Connection>>,
     authority: &Authority,
     connect_timeout: Duration,
-    parts: &request::Parts,
-    rewrite: &RequestRewrite<'_>,
+    request: Encoded,
     mut body: Option<Incoming>,
 ) -> Result<(h1::ResponseHead, Box<Connection>), SendError> {
-    let retryable = body.is_none() && parts.method.is_idempotent();
-    if let Some(mut connection) = pool.take() {
-        match connection.send(parts, rewrite, body.take()).await {
-            Ok(head) => return Ok((head, connection)),
+    let Encoded {
+        mut head,
+        method,
+        framing,
+    } = request;
+    let retryable = body.is_none() && method.is_idempotent();
+    if let Some(mut connection) = pooled {
+        match connection
+            .send_head(head, &method, framing, body.take())
+            .await
+        {
+            Ok(response) => return Ok((response, connection)),
             Err(error) if retryable && error.is_stale_connection() => {
                 tracing::debug!(upstream = %authority, %error, "pooled connection was closed; retrying on a new one");
+                head = connection.take_head_buffer();
             }
             Err(error) => return Err(SendError::Http(error)),
         }
@@ -215,11 +261,11 @@ async fn exchange(
     let mut connection = Box::pin(Connection::open(authority, connect_timeout))
         .await
         .map_err(SendError::Connect)?;
-    let head = connection
-        .send(parts, rewrite, body)
+    let response = connection
+        .send_head(head, &method, framing, body)
         .await
         .map_err(SendError::Http)?;
-    Ok((head, connection))
+    Ok((response, connection))
 }
 
 /// Copies bytes both ways between an upgraded client and the upstream
@@ -245,5 +291,72 @@ async fn tunnel(
     }
     if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
         tracing::debug!(router = %router, %error, "tunnel closed with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// Reads one request head from `stream`.
+    async fn read_request(stream: &mut TcpStream) -> Vec<u8> {
+        let mut seen = Vec::new();
+        while !seen.ends_with(b"\r\n\r\n") {
+            let mut buf = [0u8; 1024];
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "client closed early");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        seen
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_found_closed_sends_the_same_head_on_a_new_one() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        let upstream = tokio::spawn(async move {
+            // The pooled connection: closed by the upstream as the request arrives.
+            let (mut first, _) = listener.accept().await.unwrap();
+            let on_first = read_request(&mut first).await;
+            drop(first);
+            let (mut second, _) = listener.accept().await.unwrap();
+            let on_second = read_request(&mut second).await;
+            second
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            (on_first, on_second)
+        });
+        let pooled = Connection::open(&authority, Duration::from_secs(1))
+            .await
+            .unwrap();
+        let head = b"GET /x HTTP/1.1\r\nhost: up.test\r\nx-forwarded-for: 192.0.2.1\r\n\r\n";
+        let request = Encoded {
+            head: head.to_vec(),
+            method: Method::GET,
+            framing: RequestFraming::Empty,
+        };
+        let exchanged = tokio::time::timeout(
+            Duration::from_secs(5),
+            exchange(
+                Some(pooled),
+                &authority,
+                Duration::from_secs(1),
+                request,
+                None,
+            ),
+        )
+        .await
+        .expect("the retry never got an answer");
+        let Ok((response, _)) = exchanged else {
+            panic!("the request was not retried");
+        };
+        assert_eq!(response.parts.status, StatusCode::OK);
+        let (on_first, on_second) = upstream.await.unwrap();
+        assert_eq!(on_first, head);
+        assert_eq!(on_second, head, "the retry must send the same head");
     }
 }

@@ -70,6 +70,11 @@ impl Upstreams {
         self.authorities.get(index).map(|a| (index, a))
     }
 
+    /// The address at `index`, as [`Self::pick`] gave it.
+    pub(crate) fn authority(&self, index: usize) -> Option<&Authority> {
+        self.authorities.get(index)
+    }
+
     /// The current worker's pool for the address at `index`.
     pub(crate) fn pool(&self, index: usize) -> Option<&Arc<Pool>> {
         // A worker beyond the slots (a table built for fewer workers) shares

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap};
-use http::request;
 use http::uri::Authority;
+use http::Method;
 use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -17,7 +17,6 @@ use tokio::net::TcpStream;
 
 use super::head::{self, RequestFraming, ResponseHead};
 use super::{BoxError, Error};
-use crate::headers::RequestRewrite;
 
 /// TCP keep-alive probes on upstream connections, so a dead peer behind a
 /// silent network is noticed while the connection sits in a pool.
@@ -106,45 +105,68 @@ impl Connection {
         (self.stream, self.read)
     }
 
-    /// Sends one request and reads its response head; the body is left for
-    /// [`super::UpstreamBody`].
-    ///
-    /// A request body is streamed while the response is awaited, so an
-    /// upstream that answers early (a 413, a redirect) is heard at once; the
-    /// connection is then not reused, as the rest of the body was not sent.
-    /// 1xx interim responses other than 101 are read past.
+    /// Encodes the head of `parts` with `rewrite`, then [`Self::send_head`].
+    #[cfg(test)]
     pub(crate) async fn send<B>(
         &mut self,
-        parts: &request::Parts,
-        rewrite: &RequestRewrite<'_>,
+        parts: &http::request::Parts,
+        rewrite: &crate::headers::RequestRewrite<'_>,
         body: Option<B>,
     ) -> Result<ResponseHead, Error>
     where
         B: Body<Data = Bytes> + Unpin,
         B::Error: Into<BoxError>,
     {
-        let framing = match &body {
-            None => RequestFraming::Empty,
-            Some(_) => match content_length(&parts.headers) {
-                Some(length) => RequestFraming::Length(length),
-                None => RequestFraming::Chunked,
-            },
-        };
-        head::encode_request(parts, rewrite, framing, &mut self.write);
+        let framing = request_framing(&parts.headers, body.is_some());
+        let mut head = self.take_head_buffer();
+        head::encode_request(parts, rewrite, framing, &mut head);
+        self.send_head(head, &parts.method, framing, body).await
+    }
+
+    /// This connection's buffer for request heads, to encode the next one
+    /// into before [`Self::send_head`] gives it back (its allocation is
+    /// reused from request to request).
+    pub(crate) fn take_head_buffer(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.write)
+    }
+
+    /// Sends one request, its head already encoded (by
+    /// [`head::encode_request`] with `framing`), and reads its response head;
+    /// the body is left for [`super::UpstreamBody`]. Taking the head encoded
+    /// lets the caller drop the client's head it was made from. After a
+    /// failure the head is still in [`Self::take_head_buffer`], to be sent
+    /// again on another connection.
+    ///
+    /// A request body is streamed while the response is awaited, so an
+    /// upstream that answers early (a 413, a redirect) is heard at once; the
+    /// connection is then not reused, as the rest of the body was not sent.
+    /// 1xx interim responses other than 101 are read past.
+    pub(crate) async fn send_head<B>(
+        &mut self,
+        head: Vec<u8>,
+        method: &Method,
+        framing: RequestFraming,
+        body: Option<B>,
+    ) -> Result<ResponseHead, Error>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: Into<BoxError>,
+    {
+        self.write = head;
         let Some(body) = body else {
             let (mut reader, mut writer) = self.stream.split();
             writer.write_all(&self.write).await.map_err(Error::Reset)?;
-            return read_head(&mut reader, &mut self.read, &mut self.fields, parts).await;
+            return read_head(&mut reader, &mut self.read, &mut self.fields, method).await;
         };
         // Boxed: streaming a body is the rarer path, and its state would
         // otherwise make every request's future (moved whole several times
         // on its way to the runtime) a few kilobytes larger.
-        Box::pin(self.send_streaming(parts, body, framing)).await
+        Box::pin(self.send_streaming(method, body, framing)).await
     }
 
     async fn send_streaming<B>(
         &mut self,
-        parts: &request::Parts,
+        method: &Method,
         body: B,
         framing: RequestFraming,
     ) -> Result<ResponseHead, Error>
@@ -154,7 +176,7 @@ impl Connection {
     {
         let (mut reader, mut writer) = self.stream.split();
         let upload = upload(&mut writer, &mut self.write, body, framing);
-        let response = read_head(&mut reader, &mut self.read, &mut self.fields, parts);
+        let response = read_head(&mut reader, &mut self.read, &mut self.fields, method);
         tokio::pin!(upload, response);
         let mut uploaded = None;
         let mut head = loop {
@@ -182,13 +204,13 @@ async fn read_head(
     reader: &mut ReadHalf<'_>,
     buf: &mut BytesMut,
     fields: &mut Vec<head::Field>,
-    parts: &request::Parts,
+    method: &Method,
 ) -> Result<ResponseHead, Error> {
     let mut received = false;
     loop {
         if !buf.is_empty() {
             received = true;
-            if let Some(head) = head::parse_response(buf, &parts.method, fields)? {
+            if let Some(head) = head::parse_response(buf, method, fields)? {
                 let status = head.parts.status;
                 if status.is_informational() && status != http::StatusCode::SWITCHING_PROTOCOLS {
                     continue;
@@ -261,6 +283,17 @@ where
     writer.flush().await.map_err(Error::Io)
 }
 
+/// How a request with these headers, and a body or not, is framed upstream.
+pub(crate) fn request_framing(headers: &HeaderMap, has_body: bool) -> RequestFraming {
+    if !has_body {
+        return RequestFraming::Empty;
+    }
+    match content_length(headers) {
+        Some(length) => RequestFraming::Length(length),
+        None => RequestFraming::Chunked,
+    }
+}
+
 fn content_length(headers: &HeaderMap) -> Option<u64> {
     head::parse_length(headers.get(header::CONTENT_LENGTH)?.as_bytes())
 }
@@ -283,6 +316,8 @@ mod tests {
     use tokio::net::TcpListener;
 
     use super::*;
+    use crate::headers::RequestRewrite;
+    use http::request;
 
     /// An upstream that reads until `until` has arrived, then answers `reply`
     /// and hands back what it read.

@@ -14,7 +14,7 @@ mod connection;
 mod head;
 
 pub(crate) use body::UpstreamBody;
-pub(crate) use connection::{ConnectError, Connection};
+pub(crate) use connection::{request_framing, ConnectError, Connection};
 pub(crate) use head::{encode_request, parse_response, Field, RequestFraming, ResponseHead};
 
 /// A request body's error, whatever the body.
