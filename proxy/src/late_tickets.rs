@@ -31,6 +31,8 @@ const APPLICATION_DATA: u8 = 23;
 const RECORD_HEADER: usize = 5;
 /// Beyond this a write is not kept: a ticket is about 200 bytes.
 const MAX_KEPT: usize = 4096;
+/// Slices of a caller's write sent along with what was kept.
+const MAX_SLICES: usize = 16;
 
 /// A client's TCP stream under `tokio_rustls`.
 #[derive(Debug)]
@@ -74,10 +76,13 @@ impl LateTickets {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         while !self.kept.is_empty() {
-            let mut all = Vec::with_capacity(bufs.len() + 1);
-            all.push(IoSlice::new(&self.kept));
-            all.extend(bufs.iter().map(|buf| IoSlice::new(buf)));
-            let written = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &all))?;
+            // On the stack: this is the first response's write. Slices past
+            // the first few are left for the next call, as a short write.
+            let mut all = [IoSlice::new(&[]); MAX_SLICES + 1];
+            all[0] = IoSlice::new(&self.kept);
+            let taken = bufs.len().min(MAX_SLICES);
+            all[1..=taken].copy_from_slice(&bufs[..taken]);
+            let written = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &all[..=taken]))?;
             if written == 0 {
                 return Poll::Ready(Ok(0));
             }
