@@ -52,6 +52,13 @@ pub(crate) enum ForwardError {
 }
 
 impl ForwardError {
+    fn timed_out(authority: &Authority, phase: &'static str) -> Self {
+        Self::Timeout {
+            upstream: authority.to_string(),
+            phase,
+        }
+    }
+
     /// RFC 9110 §15.6.3 / §15.6.5: 502 for a bad upstream, 504 for a slow one.
     pub(crate) fn status(&self) -> StatusCode {
         match self {
@@ -104,10 +111,6 @@ pub(crate) fn forward(
         let (index, pooled, request) = prepared.ok_or(ForwardError::NoUpstream)?;
         let upstreams = &route.upstreams;
         let authority = upstreams.authority(index).ok_or(ForwardError::NoUpstream)?;
-        let timed_out = |phase| ForwardError::Timeout {
-            upstream: authority.to_string(),
-            phase,
-        };
         let exchange = exchange(
             pooled,
             authority,
@@ -115,26 +118,10 @@ pub(crate) fn forward(
             request,
             body,
         );
-        let (head, connection) =
-            match tokio::time::timeout(upstreams.response_timeout(), exchange).await {
-                Err(_) => return Err(timed_out("waiting for the response")),
-                Ok(Err(SendError::Connect(ConnectError::Timeout))) => {
-                    return Err(timed_out("connecting"))
-                }
-                Ok(Err(SendError::Connect(source))) => {
-                    return Err(ForwardError::Connect {
-                        upstream: authority.to_string(),
-                        source,
-                    })
-                }
-                Ok(Err(SendError::Http(source))) => {
-                    return Err(ForwardError::Upstream {
-                        upstream: authority.to_string(),
-                        source,
-                    })
-                }
-                Ok(Ok(exchanged)) => exchanged,
-            };
+        let (head, connection) = tokio::time::timeout(upstreams.response_timeout(), exchange)
+            .await
+            .map_err(|_| ForwardError::timed_out(authority, "waiting for the response"))?
+            .map_err(|error| error.for_client(authority))?;
 
         let body = match client_upgrade {
             Some(client_upgrade) if head.parts.status == StatusCode::SWITCHING_PROTOCOLS => {
@@ -224,6 +211,26 @@ fn encode(
 enum SendError {
     Connect(ConnectError),
     Http(h1::Error),
+}
+
+impl SendError {
+    /// What the client is told, naming the upstream tried.
+    fn for_client(self, authority: &Authority) -> ForwardError {
+        let upstream = || authority.to_string();
+        match self {
+            Self::Connect(ConnectError::Timeout) => {
+                ForwardError::timed_out(authority, "connecting")
+            }
+            Self::Connect(source) => ForwardError::Connect {
+                upstream: upstream(),
+                source,
+            },
+            Self::Http(source) => ForwardError::Upstream {
+                upstream: upstream(),
+                source,
+            },
+        }
+    }
 }
 
 /// Sends on the pooled connection when there is one, else on a new one. A
