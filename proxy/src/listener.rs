@@ -224,13 +224,20 @@ impl Worker {
 }
 
 async fn bind(entrypoint: &'static str, address: SocketAddr) -> Result<TcpListener, Error> {
-    TcpListener::bind(address)
-        .await
-        .map_err(|source| Error::Bind {
-            entrypoint,
-            address,
-            source,
-        })
+    let error = |source| Error::Bind {
+        entrypoint,
+        address,
+        source,
+    };
+    let listener = TcpListener::bind(address).await.map_err(error)?;
+    // Responses leave in small writes that must not wait for an ACK. Linux
+    // copies TCP_NODELAY to every accepted socket, which saves a
+    // `setsockopt` per connection (see `accept_loop`).
+    #[cfg(target_os = "linux")]
+    socket2::SockRef::from(&listener)
+        .set_nodelay(true)
+        .map_err(error)?;
+    Ok(listener)
 }
 
 async fn accept_loop(
@@ -249,6 +256,7 @@ async fn accept_loop(
                 continue;
             }
         };
+        #[cfg(not(target_os = "linux"))]
         let _ = stream.set_nodelay(true);
         let connection = Connection {
             shared: Arc::clone(shared),
@@ -356,6 +364,29 @@ impl Connection {
             None => {
                 tracing::debug!(peer = %self.peer, "no whole request head within header_read_timeout; closed");
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Nagle's algorithm would hold a response's last small write until the
+    /// client ACKs the previous one (40 ms with delayed ACKs).
+    #[tokio::test]
+    async fn accepted_connections_send_small_writes_at_once() {
+        let listeners = Listeners::bind(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+        )
+        .await
+        .unwrap();
+        for listener in [&listeners.web, &listeners.websecure] {
+            let address = listener.local_addr().unwrap();
+            let _client = TcpStream::connect(address).await.unwrap();
+            let (accepted, _) = listener.accept().await.unwrap();
+            assert!(accepted.nodelay().unwrap(), "Nagle is on for {address}");
         }
     }
 }
