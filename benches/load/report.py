@@ -51,16 +51,42 @@ def rows(certs):
     ]
 
 
-def load(path):
-    data = defaultdict(lambda: defaultdict(list))
+def records(path):
+    """(proxy, metric, repetition, value) for each number the harness recorded."""
     with open(path) as f:
         for line in f:
-            proxy, metric, _run, value = line.rstrip("\n").split("\t")
+            proxy, metric, run, value = line.rstrip("\n").split("\t")
             try:
-                data[proxy][metric].append(float(value))
+                yield proxy, metric, run, float(value)
             except ValueError:
                 pass
+
+
+def load(path):
+    data = defaultdict(lambda: defaultdict(list))
+    for proxy, metric, _run, value in records(path):
+        data[proxy][metric].append(value)
     return data
+
+
+def load_runs(path):
+    """Every value keyed by proxy, metric and repetition number."""
+    runs = defaultdict(lambda: defaultdict(dict))
+    for proxy, metric, run, value in records(path):
+        if not math.isnan(value):
+            runs[proxy][metric][run] = value
+    return runs
+
+
+def paired_ratios(runs, metric, peer):
+    """Portcullis's value over `peer`'s, repetition by repetition.
+
+    The proxies take turns within a repetition, so a pair shares the
+    machine's state of the moment; the spread of these ratios says whether
+    a median's ratio is a steady lead or noise."""
+    mine = runs.get("portcullis", {}).get(metric, {})
+    theirs = runs.get(peer, {}).get(metric, {})
+    return [mine[r] / theirs[r] for r in sorted(mine) if theirs.get(r)]
 
 
 def load_raw(path, proxy, metric):
@@ -148,6 +174,7 @@ def main():
     proxies = args.proxies.split()
     peers = [p for p in proxies if p != "portcullis"]
     stats = summarize(load(args.results), args.certs)
+    runs = load_runs(args.results)
     nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
     mem = subprocess.run(["free", "-g"], capture_output=True, text=True).stdout.split("\n")[1].split()[1]
     # The time of the last measurement recorded, so a re-render keeps the run's date.
@@ -160,8 +187,10 @@ def main():
 
     header = [NAMES.get(p, p) for p in proxies] + ["backend direct"]
     lines = [
-        "| measurement | " + " | ".join(header) + " | best peer | Portcullis / best peer | target | |",
-        "|---|" + "---:|" * (len(header) + 2) + "---|---|",
+        "| measurement | "
+        + " | ".join(header)
+        + " | best peer | Portcullis / best peer | same, per run (min–max) | target | |",
+        "|---|" + "---:|" * (len(header) + 3) + "---|---|",
     ]
     for label, metric, better, target, scale, spec in rows(args.certs):
         values = {p: stats.get(p, {}).get(metric) for p in proxies}
@@ -177,12 +206,18 @@ def main():
         ratio = "—"
         if best is not None and mine is not None and better != ZERO and best[0]:
             ratio = f"{mine / best[0]:.2f}"
+        spread = "—"
+        # Peaks are kept per run over several kinds of load: no pair to make.
+        if best is not None and better in (HIGHER, LOWER) and metric != "peak_kib":
+            pairs = paired_ratios(runs, metric, best[1])
+            if len(pairs) > 1:
+                spread = f"{min(pairs):.2f}–{max(pairs):.2f}"
         best_text = "—" if best is None else f"{fmt(best[0], scale, spec)} ({NAMES[best[1]]})"
         cells = [fmt(values[p], scale, spec) for p in proxies] + [fmt(ceiling, scale, spec)]
         lines.append(
             f"| {label} | "
             + " | ".join(cells)
-            + f" | {best_text} | {ratio} | {target_text(target, better)} | "
+            + f" | {best_text} | {ratio} | {spread} | {target_text(target, better)} | "
             + verdict(mine, best[0] if best else None, better, target)
             + " |"
         )
@@ -236,6 +271,10 @@ def main():
         " `TLS 1.2 session ID` rows). For the `full handshake` rows an LD_PRELOAD shim"
         " (benches/load/noresume.c) clears the client's session before each handshake,"
         " so no connection resumes.",
+        "- Portcullis / best peer is the ratio of the medians. The next column pairs"
+        " Portcullis with that peer repetition by repetition (they ran minutes apart"
+        " in the same round) and gives the lowest and highest of those ratios: a target"
+        " met or missed across that whole range does not depend on the machine's noise.",
         "- Proxy CPU: user+system time of the proxy's processes from /proc/<pid>/stat"
         " (including reaped children) over the run, divided by the requests wrk or"
         " h2load completed. `backend direct` is the backend hit without a proxy"
