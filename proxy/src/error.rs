@@ -19,7 +19,8 @@ pub enum Error {
     /// A data-plane worker could not start (thread, runtime or socket).
     #[error("could not start the data-plane {what}: {source}")]
     Serve {
-        /// What failed: `worker thread`, `worker runtime`, `worker listener`.
+        /// What failed: `worker thread`, `worker runtime`, `worker listener`,
+        /// `listener (TCP_NODELAY)`.
         what: &'static str,
         /// The OS error.
         #[source]

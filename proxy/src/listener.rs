@@ -224,19 +224,23 @@ impl Worker {
 }
 
 async fn bind(entrypoint: &'static str, address: SocketAddr) -> Result<TcpListener, Error> {
-    let error = |source| Error::Bind {
-        entrypoint,
-        address,
-        source,
-    };
-    let listener = TcpListener::bind(address).await.map_err(error)?;
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|source| Error::Bind {
+            entrypoint,
+            address,
+            source,
+        })?;
     // Responses leave in small writes that must not wait for an ACK. Linux
     // copies TCP_NODELAY to every accepted socket, which saves a
     // `setsockopt` per connection (see `accept_loop`).
     #[cfg(target_os = "linux")]
     socket2::SockRef::from(&listener)
         .set_nodelay(true)
-        .map_err(error)?;
+        .map_err(|source| Error::Serve {
+            what: "listener (TCP_NODELAY)",
+            source,
+        })?;
     Ok(listener)
 }
 
