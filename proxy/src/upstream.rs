@@ -60,14 +60,13 @@ impl Upstreams {
     /// The next upstream address, round-robin, with its index.
     pub(crate) fn pick(&self) -> Option<(usize, &Authority)> {
         let count = self.authorities.len();
-        match count {
+        let index = match count {
             0 => return None,
             // No shared counter to bump (and bounce between cores).
-            1 => return self.authorities.first().map(|a| (0, a)),
-            _ => {}
-        }
-        let index = self.next.fetch_add(1, Ordering::Relaxed) % count;
-        self.authorities.get(index).map(|a| (index, a))
+            1 => 0,
+            _ => self.next.fetch_add(1, Ordering::Relaxed) % count,
+        };
+        self.authority(index).map(|a| (index, a))
     }
 
     /// The address at `index`, as [`Self::pick`] gave it.

@@ -105,24 +105,6 @@ impl Connection {
         (self.stream, self.read)
     }
 
-    /// Encodes the head of `parts` with `rewrite`, then [`Self::send_head`].
-    #[cfg(test)]
-    pub(crate) async fn send<B>(
-        &mut self,
-        parts: &http::request::Parts,
-        rewrite: &crate::headers::RequestRewrite<'_>,
-        body: Option<B>,
-    ) -> Result<ResponseHead, Error>
-    where
-        B: Body<Data = Bytes> + Unpin,
-        B::Error: Into<BoxError>,
-    {
-        let framing = request_framing(&parts.headers, body.is_some());
-        let mut head = self.take_head_buffer();
-        head::encode_request(parts, rewrite, framing, &mut head);
-        self.send_head(head, &parts.method, framing, body).await
-    }
-
     /// This connection's buffer for request heads, to encode the next one
     /// into before [`Self::send_head`] gives it back (its allocation is
     /// reused from request to request).
@@ -318,6 +300,26 @@ mod tests {
     use super::*;
     use crate::headers::RequestRewrite;
     use http::request;
+
+    impl Connection {
+        /// Encodes the head of `parts` with `rewrite`, then [`Self::send_head`],
+        /// as the forwarder does.
+        async fn send<B>(
+            &mut self,
+            parts: &request::Parts,
+            rewrite: &RequestRewrite<'_>,
+            body: Option<B>,
+        ) -> Result<ResponseHead, Error>
+        where
+            B: Body<Data = Bytes> + Unpin,
+            B::Error: Into<BoxError>,
+        {
+            let framing = request_framing(&parts.headers, body.is_some());
+            let mut head = self.take_head_buffer();
+            head::encode_request(parts, rewrite, framing, &mut head);
+            self.send_head(head, &parts.method, framing, body).await
+        }
+    }
 
     /// An upstream that reads until `until` has arrived, then answers `reply`
     /// and hands back what it read.
