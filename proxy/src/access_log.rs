@@ -11,6 +11,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
+use crate::close_notify::LastAnswer;
 use crate::idle_watch::InFlight;
 
 /// Tracing target of access-log lines, for filtering (`portcullis::access=off`).
@@ -48,21 +49,26 @@ pub(crate) struct Logged<B> {
     bytes: u64,
     /// Dropped with the body (after the log line): see [`crate::idle_watch`].
     _in_flight: Option<InFlight>,
+    /// Dropped with the body: see [`crate::close_notify`].
+    _last: Option<LastAnswer>,
 }
 
 impl<B> Logged<B> {
-    /// Wraps `inner`; `record` is `None` when access logging is off, and
-    /// `in_flight` when the connection is not watched for idleness.
+    /// Wraps `inner`; `record` is `None` when access logging is off,
+    /// `in_flight` when the connection is not watched for idleness, and
+    /// `last` unless this answer ends a TLS connection.
     pub(crate) fn new(
         inner: B,
         record: Option<Box<AccessRecord>>,
         in_flight: Option<InFlight>,
+        last: Option<LastAnswer>,
     ) -> Self {
         Self {
             inner,
             record,
             bytes: 0,
             _in_flight: in_flight,
+            _last: last,
         }
     }
 }

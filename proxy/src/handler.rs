@@ -20,6 +20,7 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use crate::access_log::{AccessRecord, Logged};
 use crate::certificate;
 use crate::client_verdicts::ClientVerdicts;
+use crate::close_notify::{closes_connection, Ending, LastAnswer};
 use crate::dataplane::DataPlane;
 use crate::forward::{self, forward, ForwardError};
 use crate::h1::UpstreamBody;
@@ -54,6 +55,8 @@ pub(crate) struct ConnectionInfo {
     pub client_verdicts: ClientVerdicts<dyn ClientCertVerifier>,
     /// HTTP/1 connections: watched for idling past `header_read_timeout`.
     pub idle: Option<Arc<Watch>>,
+    /// HTTP/1 connections over TLS: told when their last answer is done.
+    pub ending: Option<Arc<Ending>>,
 }
 
 /// Answers one request.
@@ -69,6 +72,11 @@ pub(crate) fn handle(
 ) -> impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send {
     // A whole head has arrived: the connection is busy until the answer is done.
     let in_flight = connection.idle.as_ref().map(Watch::begin);
+    let ending = connection
+        .ending
+        .as_ref()
+        .filter(|_| closes_connection(&request))
+        .map(Arc::clone);
     let mut record = plane.access_log().then(|| {
         Box::new(AccessRecord {
             start: Instant::now(),
@@ -96,10 +104,14 @@ pub(crate) fn handle(
         if let Some(record) = record.as_deref_mut() {
             record.status = status;
         }
+        // After a 101 the connection is a tunnel, not an answer that ends.
+        let last = ending
+            .filter(|_| status != StatusCode::SWITCHING_PROTOCOLS.as_u16())
+            .map(LastAnswer::new);
         let (parts, body) = response.into_parts();
         Ok(Response::from_parts(
             parts,
-            Logged::new(body, record, in_flight),
+            Logged::new(body, record, in_flight, last),
         ))
     }
 }

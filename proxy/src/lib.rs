@@ -13,6 +13,7 @@ mod certificate;
 mod challenge_store;
 mod client_auth;
 mod client_verdicts;
+mod close_notify;
 mod dataplane;
 mod error;
 mod fallback_cert;

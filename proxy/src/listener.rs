@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 
+use crate::close_notify::EndingTls;
 use crate::dataplane::DataPlane;
 use crate::handler::{handle, ConnectionInfo};
 use crate::idle_watch::Watch;
@@ -295,6 +296,7 @@ impl Connection {
             client_chain: None,
             client_verdicts: Default::default(),
             idle: Some(Watch::start()),
+            ending: None,
         };
         Box::pin(self.serve_http(TokioIo::new(stream), info)).await;
     }
@@ -326,6 +328,8 @@ impl Connection {
             // RFC 8737 §3: the validation is the handshake; no HTTP follows.
             return;
         }
+        let http1 = session.alpn_protocol() != Some(b"h2");
+        let ending = http1.then(Arc::default);
         let info = ConnectionInfo {
             entrypoint: Entrypoint::Websecure,
             peer: self.peer,
@@ -335,8 +339,10 @@ impl Connection {
             client_verdicts: Default::default(),
             // HTTP/2 has no request heads to wait for (hyper never timed
             // them either).
-            idle: (session.alpn_protocol() != Some(b"h2")).then(Watch::start),
+            idle: http1.then(Watch::start),
+            ending: ending.clone(),
         };
+        let stream = EndingTls::new(stream, ending);
         // Boxed: hyper's connection state is most of the connection's
         // future, which `tokio::spawn` would otherwise copy whole.
         Box::pin(self.serve_http(TokioIo::new(stream), info)).await;
