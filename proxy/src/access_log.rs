@@ -56,7 +56,8 @@ pub(crate) struct Logged<B> {
 impl<B> Logged<B> {
     /// Wraps `inner`; `record` is `None` when access logging is off,
     /// `in_flight` when the connection is not watched for idleness, and
-    /// `last` unless this answer ends a TLS connection.
+    /// `last` unless this is the last answer of an HTTP/1 connection over
+    /// TLS.
     pub(crate) fn new(
         inner: B,
         record: Option<Box<AccessRecord>>,
