@@ -32,7 +32,7 @@ use crate::late_tickets::LateTickets;
 pub(crate) struct Ending(AtomicBool);
 
 impl Ending {
-    fn is_set(&self) -> bool {
+    pub(crate) fn is_set(&self) -> bool {
         // The handler and the connection run in one task: no ordering to keep.
         self.0.load(Ordering::Relaxed)
     }

@@ -7,8 +7,6 @@ use std::time::Duration;
 use bytes::BytesMut;
 use http::uri::Authority;
 use http::{request, HeaderValue, Method, Request, Response, StatusCode, Version};
-use http_body::Body as _;
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -70,6 +68,20 @@ impl ForwardError {
     }
 }
 
+/// A request body the handler forwards: hyper's, or any body in tests.
+pub(crate) trait RequestBody:
+    http_body::Body<Data = bytes::Bytes, Error: Into<h1::BoxError> + Send> + Send + Unpin + 'static
+{
+}
+
+impl<B> RequestBody for B where
+    B: http_body::Body<Data = bytes::Bytes, Error: Into<h1::BoxError> + Send>
+        + Send
+        + Unpin
+        + 'static
+{
+}
+
 /// The request context forwarding needs besides the request.
 #[derive(Debug)]
 pub(crate) struct Context {
@@ -92,11 +104,14 @@ pub(crate) struct Context {
 /// moved into its body), and this future is moved whole on every request.
 /// The upstream's request head is encoded before the future is built, and
 /// the future keeps only that.
-pub(crate) fn forward(
+pub(crate) fn forward<B>(
     route: Arc<Route>,
-    mut request: Request<Incoming>,
+    mut request: Request<B>,
     context: Context,
-) -> impl Future<Output = Result<Response<UpstreamBody>, ForwardError>> + Send {
+) -> impl Future<Output = Result<Response<UpstreamBody>, ForwardError>> + Send
+where
+    B: RequestBody,
+{
     let upgrade = request.version() == Version::HTTP_11 && headers::is_upgrade(request.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (parts, body) = request.into_parts();
@@ -237,12 +252,12 @@ impl SendError {
 /// pooled connection can be closed by the upstream just as it is picked
 /// (its idle timeout); a request without a body whose method is idempotent
 /// then goes once more on a new connection.
-async fn exchange(
+async fn exchange<B: RequestBody>(
     pooled: Option<Box<Connection>>,
     authority: &Authority,
     connect_timeout: Duration,
     request: Encoded,
-    mut body: Option<Incoming>,
+    mut body: Option<B>,
 ) -> Result<(h1::ResponseHead, Box<Connection>), SendError> {
     let Encoded {
         mut head,
@@ -353,7 +368,7 @@ mod tests {
                 &authority,
                 Duration::from_secs(1),
                 request,
-                None,
+                None::<http_body_util::Empty<bytes::Bytes>>,
             ),
         )
         .await

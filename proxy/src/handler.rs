@@ -12,7 +12,6 @@ use bytes::Bytes;
 use futures_util::FutureExt as _;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 use portcullis_config::model::{Entrypoint, Mtls};
 use rustls::server::danger::ClientCertVerifier;
 use rustls_pki_types::{CertificateDer, UnixTime};
@@ -22,7 +21,7 @@ use crate::certificate;
 use crate::client_verdicts::ClientVerdicts;
 use crate::close_notify::{closes_connection, Ending, LastAnswer};
 use crate::dataplane::DataPlane;
-use crate::forward::{self, forward, ForwardError};
+use crate::forward::{self, forward, ForwardError, RequestBody};
 use crate::h1::UpstreamBody;
 use crate::idle_watch::Watch;
 use crate::route_table::Route;
@@ -59,16 +58,16 @@ pub(crate) struct ConnectionInfo {
     pub ending: Option<Arc<Ending>>,
 }
 
-/// Answers one request.
+/// Answers one request, whatever carries its body (hyper, or a test).
 ///
 /// Routing is decided before the returned future is built, so that the
 /// future only holds what outlives the decision: this future is moved whole
 /// (into each HTTP/2 stream's task, into the HTTP/1 dispatcher) before it
 /// first runs, and forwarding, most of a request's state, is boxed apart.
-pub(crate) fn handle(
+pub(crate) fn handle<B: RequestBody>(
     plane: Arc<DataPlane>,
     connection: Arc<ConnectionInfo>,
-    request: Request<Incoming>,
+    request: Request<B>,
 ) -> impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send {
     // A whole head has arrived: the connection is busy until the answer is done.
     let in_flight = connection.idle.as_ref().map(Watch::begin);
@@ -128,10 +127,10 @@ impl From<Plain> for Routed {
     }
 }
 
-fn route_request(
+fn route_request<B: RequestBody>(
     plane: &DataPlane,
     connection: &ConnectionInfo,
-    request: Request<Incoming>,
+    request: Request<B>,
     record: Option<&mut AccessRecord>,
 ) -> Routed {
     let entrypoint = connection.entrypoint;
@@ -214,9 +213,9 @@ fn route_request(
 /// Forwards on `route`; a failure becomes the local 502 or 504 answer.
 ///
 /// Not an `async fn`, for the reason [`forward()`] gives.
-fn forward_or_answer(
+fn forward_or_answer<B: RequestBody>(
     route: Arc<Route>,
-    request: Request<Incoming>,
+    request: Request<B>,
     context: forward::Context,
 ) -> impl Future<Output = Plain> + Send {
     let started = Instant::now();
@@ -353,7 +352,60 @@ fn local(status: StatusCode, body: &'static str) -> Plain {
 
 #[cfg(test)]
 mod tests {
-    use super::normalize;
+    use super::*;
+    use http::Version;
+    use http_body_util::Empty;
+
+    #[tokio::test]
+    async fn only_an_answer_after_which_the_connection_closes_marks_it_ending() {
+        let plane = DataPlane::new(crate::DataPlaneOptions {
+            access_log: false,
+            https_port: 443,
+            fallback: None,
+            unknown_host_status: StatusCode::NOT_FOUND,
+            workers: 1,
+            header_read_timeout: std::time::Duration::from_secs(30),
+        })
+        .unwrap();
+        let cases = [
+            (Version::HTTP_11, None, false),
+            (Version::HTTP_11, Some("close"), true),
+            (Version::HTTP_10, None, true),
+            (Version::HTTP_10, Some("keep-alive"), false),
+            (Version::HTTP_2, None, false),
+        ];
+        for (version, connection, ends) in cases {
+            let ending = Arc::new(Ending::default());
+            let info = Arc::new(ConnectionInfo {
+                entrypoint: Entrypoint::Websecure,
+                peer: "127.0.0.1:40000".parse().unwrap(),
+                forwarded_for: HeaderValue::from_static("127.0.0.1"),
+                sni: None,
+                client_chain: None,
+                client_verdicts: Default::default(),
+                idle: None,
+                ending: Some(Arc::clone(&ending)),
+            });
+            let mut request = Request::builder()
+                .version(version)
+                .uri("/")
+                .header(header::HOST, "nowhere.test");
+            if let Some(connection) = connection {
+                request = request.header(header::CONNECTION, connection);
+            }
+            let request = request.body(Empty::<Bytes>::new()).unwrap();
+            // No router serves the host: a local answer, like any other.
+            let Ok(response) = handle(Arc::clone(&plane), info, request).await;
+            assert_eq!(response.status(), StatusCode::NOT_FOUND);
+            assert!(!ending.is_set(), "not before its body is done");
+            drop(response);
+            assert_eq!(
+                ending.is_set(),
+                ends,
+                "{version:?}, Connection: {connection:?}"
+            );
+        }
+    }
 
     #[test]
     fn hosts_are_normalized_without_allocating_when_clean() {
