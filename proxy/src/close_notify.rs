@@ -5,8 +5,8 @@
 //! response, flushes it, and then shuts the TLS stream down, which sends the
 //! `close_notify` alert as a write and a packet of its own. The client has
 //! usually read the response and closed by then, so that last packet also
-//! draws a reset. For a connection that carries one request, one write in
-//! three. Here the response handler marks the answer that ends the
+//! draws a reset. For a connection that carries one request, that alert was
+//! one write in three. Here the response handler marks the answer that ends the
 //! connection once its body is complete; [`EndingTls`] then leaves that
 //! answer's last bytes in rustls, queues `close_notify` behind them at the
 //! flush that follows, and sends both together.
@@ -32,6 +32,10 @@ use crate::late_tickets::LateTickets;
 pub(crate) struct Ending(AtomicBool);
 
 impl Ending {
+    fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
     pub(crate) fn is_set(&self) -> bool {
         // The handler and the connection run in one task: no ordering to keep.
         self.0.load(Ordering::Relaxed)
@@ -52,7 +56,7 @@ impl LastAnswer {
 
 impl Drop for LastAnswer {
     fn drop(&mut self) {
-        self.0 .0.store(true, Ordering::Relaxed);
+        self.0.set();
     }
 }
 
