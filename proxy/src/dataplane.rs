@@ -318,7 +318,7 @@ impl DataPlane {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn pem(name: &str) -> Arc<StaticCertificate> {
@@ -334,7 +334,8 @@ mod tests {
         })
     }
 
-    fn plane() -> Arc<DataPlane> {
+    /// A data plane with one worker, no routes and no access log.
+    pub(crate) fn plane() -> Arc<DataPlane> {
         DataPlane::new(DataPlaneOptions {
             access_log: false,
             https_port: 443,

@@ -358,15 +358,7 @@ mod tests {
 
     #[tokio::test]
     async fn only_an_answer_after_which_the_connection_closes_marks_it_ending() {
-        let plane = DataPlane::new(crate::DataPlaneOptions {
-            access_log: false,
-            https_port: 443,
-            fallback: None,
-            unknown_host_status: StatusCode::NOT_FOUND,
-            workers: 1,
-            header_read_timeout: std::time::Duration::from_secs(30),
-        })
-        .unwrap();
+        let plane = crate::dataplane::tests::plane();
         let cases = [
             (Version::HTTP_11, None, false),
             (Version::HTTP_11, Some("close"), true),
