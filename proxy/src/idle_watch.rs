@@ -8,8 +8,11 @@
 //! flight and notes when it last went idle, and each worker sweeps its
 //! connections a few times per timeout, closing those that have been idle
 //! (no request being answered, no whole head received) for longer.
+//!
+//! The same list serves a worker's drain: when it stops accepting, its
+//! connections between two requests are closed (see [`drain`]).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -26,6 +29,8 @@ thread_local! {
     /// This worker's watched connections; a connection lives on the worker
     /// that accepted it.
     static WATCHED: RefCell<Vec<Weak<Watch>>> = const { RefCell::new(Vec::new()) };
+    /// Set when this worker stops accepting and drains its connections.
+    static DRAINING: Cell<bool> = const { Cell::new(false) };
 }
 
 /// One connection's activity, shared by its requests and the sweep.
@@ -121,6 +126,26 @@ fn sweep_now(now: u64, timeout: Duration) {
             false
         });
     });
+}
+
+/// Starts this worker's drain: connections between two requests close, and
+/// answers in flight tell their clients the connection closes after them.
+///
+/// Every watched connection is woken, so that one waiting for its next
+/// request sees the drain at once rather than at its next byte. Connections
+/// that hyper serves are drained by hyper's graceful shutdown instead.
+pub(crate) fn drain() {
+    DRAINING.with(|draining| draining.set(true));
+    WATCHED.with(|watched| {
+        for watch in watched.borrow().iter().filter_map(Weak::upgrade) {
+            watch.waker.wake();
+        }
+    });
+}
+
+/// Whether this worker is draining (see [`drain`]).
+pub(crate) fn draining() -> bool {
+    DRAINING.with(Cell::get)
 }
 
 /// Milliseconds since the first call: a clock the watches share.

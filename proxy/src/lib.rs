@@ -19,6 +19,7 @@ mod error;
 mod fallback_cert;
 mod forward;
 mod h1;
+mod h1_server;
 mod handler;
 mod headers;
 mod idle_watch;

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -16,6 +18,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::close_notify::EndingTls;
 use crate::dataplane::DataPlane;
+use crate::h1_server::{self, Rewind, Served};
 use crate::handler::{handle, ConnectionInfo};
 use crate::idle_watch::Watch;
 use crate::late_tickets::LateTickets;
@@ -211,6 +214,7 @@ impl Worker {
         }
         drop((web, websecure));
         let _ = self.closed.send(());
+        crate::idle_watch::drain();
         if tokio::time::timeout(self.drain, graceful.shutdown())
             .await
             .is_err()
@@ -298,7 +302,7 @@ impl Connection {
             idle: Some(Watch::start()),
             ending: None,
         };
-        Box::pin(self.serve_http(TokioIo::new(stream), info)).await;
+        self.serve_http(stream, info).await;
     }
 
     async fn serve_tls(self, stream: TcpStream) {
@@ -343,40 +347,68 @@ impl Connection {
             ending: ending.clone(),
         };
         let stream = EndingTls::new(stream, ending);
-        // Boxed: hyper's connection state is most of the connection's
-        // future, which `tokio::spawn` would otherwise copy whole.
-        Box::pin(self.serve_http(TokioIo::new(stream), info)).await;
+        self.serve_http(stream, info).await;
     }
 
-    async fn serve_http<I>(self, io: TokioIo<I>, info: ConnectionInfo)
+    /// Serves HTTP on an accepted (and, on `websecure`, decrypted) stream.
+    ///
+    /// HTTP/1 connections start with our own loop for plain requests
+    /// ([`crate::h1_server`]) and go to hyper at the first request it does
+    /// not take; HTTP/2 connections (by ALPN) go to hyper at once.
+    async fn serve_http<I>(self, io: I, info: ConnectionInfo)
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
+        let peer = self.peer;
         let idle = info.idle.clone();
         let info = Arc::new(info);
-        let plane = Arc::clone(&self.shared.plane);
-        let service =
-            service_fn(move |request| handle(Arc::clone(&plane), Arc::clone(&info), request));
-        let connection = self
-            .shared
-            .builder
-            .serve_connection_with_upgrades(io, service);
-        let served = self.watcher.watch(connection.into_owned());
+        let served = async move {
+            let mut io = io;
+            // Only HTTP/1 connections are watched for idling.
+            let early = if info.idle.is_some() {
+                match h1_server::serve(&mut io, &self.shared.plane, &info).await {
+                    Served::Done => return Ok(()),
+                    Served::ToHyper(early) => early,
+                }
+            } else {
+                Bytes::new()
+            };
+            // Boxed: hyper's connection state is large, and most
+            // connections never need it.
+            Box::pin(self.serve_hyper(Rewind::new(io, early), info)).await
+        };
         let ended = match &idle {
             Some(watch) => crate::idle_watch::run(watch, served).await,
             None => Some(served.await),
         };
         match ended {
             Some(Err(error)) => {
-                tracing::debug!(peer = %self.peer, %error, "connection ended with an error");
+                tracing::debug!(%peer, %error, "connection ended with an error");
             }
             Some(Ok(())) => {}
             None => {
-                tracing::debug!(peer = %self.peer, "no whole request head within header_read_timeout; closed");
+                tracing::debug!(%peer, "no whole request head within header_read_timeout; closed");
             }
         }
     }
+
+    async fn serve_hyper<I>(self, io: I, info: Arc<ConnectionInfo>) -> Result<(), BoxError>
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let plane = Arc::clone(&self.shared.plane);
+        let service =
+            service_fn(move |request| handle(Arc::clone(&plane), Arc::clone(&info), request));
+        let connection = self
+            .shared
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(io), service);
+        self.watcher.watch(connection.into_owned()).await
+    }
 }
+
+/// Why hyper ended a connection.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[cfg(test)]
 mod tests {

@@ -10,16 +10,6 @@ use http_body_util::BodyExt;
 
 use crate::support::*;
 
-async fn https_server(pki: &Pki, routes: &str, names: &[&str]) -> Server {
-    let server = Server::start("");
-    pki.write_server(&server.dynamic_dir(), "site", names);
-    let mut config = routes.to_owned();
-    config.push_str(&cert_toml("site"));
-    server.write_dynamic("site.toml", &config);
-    server.wait_for_log("certificates=1", Duration::from_secs(10));
-    server
-}
-
 #[tokio::test]
 async fn forwarded_headers_are_set_and_hop_by_hop_removed() {
     let pki = Pki::new("Test CA");

@@ -15,6 +15,7 @@ mod file_provider;
 mod forwarding;
 mod header_timeout;
 mod hot_swap;
+mod http1;
 mod logs;
 mod mtls;
 mod openapi;

@@ -56,3 +56,15 @@ pub fn route_toml(name: &str, hosts: &[&str], upstreams: &[&str], extra_router: 
 pub fn cert_toml(stem: &str) -> String {
     format!("\n[[certificates]]\ncert_file = \"{stem}.pem\"\nkey_file = \"{stem}.key\"\n")
 }
+
+/// A server with `routes` and a certificate for `names` from `pki`, once
+/// the certificate is loaded.
+pub async fn https_server(pki: &Pki, routes: &str, names: &[&str]) -> Server {
+    let server = Server::start("");
+    pki.write_server(&server.dynamic_dir(), "site", names);
+    let mut config = routes.to_owned();
+    config.push_str(&cert_toml("site"));
+    server.write_dynamic("site.toml", &config);
+    server.wait_for_log("certificates=1", std::time::Duration::from_secs(10));
+    server
+}

@@ -1,0 +1,161 @@
+//! Reading a client's request head, and telling the plain ones from the rest.
+
+use std::mem::MaybeUninit;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Uri, Version};
+use http_body_util::Empty;
+
+/// Header fields accepted in a request head (hyper's default too, so that a
+/// head refused here is refused by hyper in the same way).
+const MAX_HEADERS: usize = 100;
+
+/// What the front of the read buffer holds.
+#[derive(Debug)]
+// Unpacked where it is returned, once per request: boxing the request would
+// allocate for each one.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Head {
+    /// A whole request with no body, taken off the buffer.
+    Plain(Request<Empty<Bytes>>),
+    /// The head is not complete yet.
+    Partial,
+    /// Anything else, left in the buffer for hyper: a body, `Expect`, an
+    /// upgrade, `CONNECT`, a target not in origin form, HTTP/2's preface, or
+    /// a head that does not parse (hyper answers it with its 4xx).
+    Other,
+}
+
+/// Parses the request head at the front of `buf`.
+///
+/// A head is taken only when its request has no body and asks for nothing
+/// but an answer. Whatever could frame a body (`Transfer-Encoding`, a
+/// `Content-Length` other than a single `0`) or change the connection
+/// (`Upgrade`, `Expect`) sends the connection to hyper with the head still in
+/// the buffer. So no request with a body, and no head two parsers could read
+/// two ways (the stuff of request smuggling), is read here.
+///
+/// Scratch space kept with the connection, so that reading a head allocates
+/// and zeroes nothing it can reuse.
+#[derive(Debug, Default)]
+pub(super) struct Scratch {
+    /// The previous answer's header map, emptied: this request's fields go
+    /// into its allocation.
+    pub headers: Option<HeaderMap>,
+    /// Where each field's name and value lie in the head.
+    fields: Vec<(Span, Span)>,
+}
+
+pub(super) fn parse(buf: &mut BytesMut, scratch: &mut Scratch) -> Head {
+    let mut raw = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut []);
+    let length = match httparse::ParserConfig::default().parse_request_with_uninit_headers(
+        &mut parsed,
+        buf,
+        &mut raw,
+    ) {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) => return Head::Partial,
+        Err(_) => return Head::Other,
+    };
+    let (Some(method), Some(target), Some(minor)) = (parsed.method, parsed.path, parsed.version)
+    else {
+        return Head::Other;
+    };
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        return Head::Other;
+    };
+    if method == Method::CONNECT || !target.starts_with('/') {
+        return Head::Other;
+    }
+    let base = buf.as_ptr() as usize;
+    let span = |bytes: &[u8]| {
+        let start = bytes.as_ptr() as usize - base;
+        Span(start, start + bytes.len())
+    };
+    let target = span(target.as_bytes());
+    let fields = &mut scratch.fields;
+    fields.clear();
+    fields.extend(
+        parsed
+            .headers
+            .iter()
+            .map(|field| (span(field.name.as_bytes()), span(field.value))),
+    );
+    let version = if minor == 0 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+
+    // Checked on the raw bytes first, so that a head left to hyper stays
+    // in the buffer untouched.
+    let mut lengths = 0;
+    for (name, value) in fields.iter() {
+        let name = name.of(buf);
+        if name.eq_ignore_ascii_case(b"content-length") {
+            lengths += 1;
+            if lengths > 1 || value.of(buf) != b"0" {
+                return Head::Other;
+            }
+        } else if [&b"transfer-encoding"[..], b"expect", b"upgrade"]
+            .iter()
+            .any(|special| name.eq_ignore_ascii_case(special))
+        {
+            return Head::Other;
+        }
+    }
+    let head = buf.split_to(length).freeze();
+    match build(&head, method, target, version, fields, &mut scratch.headers) {
+        Some(request) => Head::Plain(request),
+        None => {
+            // httparse and `http` disagree on a target or a field (a target
+            // `http` finds too long or holding a byte it does not allow):
+            // hyper gets the head back, and answers it with its 400 or 414.
+            let mut restored = BytesMut::from(&head[..]);
+            restored.unsplit(std::mem::take(buf));
+            *buf = restored;
+            Head::Other
+        }
+    }
+}
+
+/// The request, its target and fields sharing the head's bytes.
+fn build(
+    head: &Bytes,
+    method: Method,
+    target: Span,
+    version: Version,
+    fields: &[(Span, Span)],
+    cached: &mut Option<HeaderMap>,
+) -> Option<Request<Empty<Bytes>>> {
+    let uri = Uri::from_maybe_shared(target.slice(head)).ok()?;
+    let mut headers = cached.take().unwrap_or_default();
+    headers.reserve(fields.len());
+    for (name, value) in fields {
+        let name = HeaderName::from_bytes(name.of(head)).ok()?;
+        let value = HeaderValue::from_maybe_shared(value.slice(head)).ok()?;
+        headers.append(name, value);
+    }
+    let mut request = Request::new(Empty::new());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = version;
+    *request.headers_mut() = headers;
+    Some(request)
+}
+
+/// Where a part of the head lies in the buffer, by byte offsets.
+#[derive(Debug, Clone, Copy)]
+struct Span(usize, usize);
+
+impl Span {
+    fn of(self, bytes: &[u8]) -> &[u8] {
+        &bytes[self.0..self.1]
+    }
+
+    fn slice(self, bytes: &Bytes) -> Bytes {
+        bytes.slice(self.0..self.1)
+    }
+}

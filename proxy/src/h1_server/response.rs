@@ -1,0 +1,198 @@
+//! Writing an answer's head, and the framing its body is written in.
+//!
+//! The rules are RFC 9112's, applied the way hyper's server applies them, so
+//! that a client sees the same answer whichever of the two served it.
+
+use http::header::{self, HeaderMap};
+use http::{response, StatusCode};
+use http_body::SizeHint;
+
+use super::date;
+
+/// How the body follows the head (RFC 9112 §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    /// Exactly this many bytes (none for HEAD, 204 and 304).
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Until the connection closes: an HTTP/1.0 client and a body whose
+    /// length is not known.
+    UntilClose,
+}
+
+/// What the request said that shapes its answer.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Asked {
+    /// A HEAD request: the answer has a head only.
+    pub head_only: bool,
+    /// The client speaks HTTP/1.0.
+    pub http10: bool,
+    /// The connection may carry another request after this answer.
+    pub keep_alive: bool,
+}
+
+/// The head written, and what follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Written {
+    pub framing: Framing,
+    /// The connection stays open after the body.
+    pub keep_alive: bool,
+}
+
+/// Why an answer could not be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Invalid;
+
+/// Appends the status line and header fields of an answer to `out`.
+///
+/// `body` is the body's size hint, `None` when the body has already ended.
+/// `Content-Length`, `Transfer-Encoding` and `Connection` are decided here;
+/// the answer's own `Connection` can only ask for a close, and its
+/// `Transfer-Encoding` and `Trailer` are not passed on (hop-by-hop, and
+/// already removed from an upstream's answer).
+pub(super) fn encode_head(
+    parts: &response::Parts,
+    body: Option<&SizeHint>,
+    asked: Asked,
+    out: &mut Vec<u8>,
+) -> Result<Written, Invalid> {
+    let status = parts.status;
+    let mut keep_alive = asked.keep_alive;
+    if asked.http10 {
+        out.extend_from_slice(b"HTTP/1.0 ");
+    } else if status == StatusCode::OK {
+        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+    } else {
+        out.extend_from_slice(b"HTTP/1.1 ");
+    }
+    if asked.http10 || status != StatusCode::OK {
+        out.extend_from_slice(status.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if status.is_informational() {
+        // Only a final status answers a request here (no upgrades).
+        return Err(Invalid);
+    }
+    // RFC 9110 §15.3.5, §15.4.5: no content after these.
+    let no_content = status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+    let mut length = None;
+    let mut dated = false;
+    for (name, value) in &parts.headers {
+        match *name {
+            header::CONTENT_LENGTH => {
+                let Some(declared) = parse_length(value.as_bytes()) else {
+                    return Err(Invalid);
+                };
+                if length.is_some_and(|seen| seen != declared) {
+                    return Err(Invalid);
+                }
+                // An answer whose body has already ended keeps its length
+                // only for HEAD (the length a GET would have had).
+                if length.is_none() && (body.is_some() || asked.head_only) {
+                    write_field(out, b"content-length", value.as_bytes());
+                }
+                length = Some(declared);
+                continue;
+            }
+            header::CONNECTION => {
+                if has_close(value.as_bytes()) {
+                    keep_alive = false;
+                }
+                continue;
+            }
+            header::TRANSFER_ENCODING | header::TRAILER => continue,
+            header::DATE => dated = true,
+            _ => {}
+        }
+        write_field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    let has_body = !(asked.head_only || no_content);
+    let declared = length.filter(|_| body.is_some() || asked.head_only);
+    let framing = match (declared, body.map(SizeHint::exact)) {
+        (Some(declared), _) => Framing::Length(declared),
+        (None, Some(None)) if asked.http10 || !has_body => Framing::UntilClose,
+        (None, Some(None)) => {
+            write_field(out, b"transfer-encoding", b"chunked");
+            Framing::Chunked
+        }
+        (None, None | Some(Some(0))) => {
+            if has_body {
+                write_field(out, b"content-length", b"0");
+            }
+            Framing::Length(0)
+        }
+        (None, Some(Some(exact))) => {
+            if !no_content {
+                write_field(out, b"content-length", itoa(exact, &mut [0; 20]));
+            }
+            Framing::Length(exact)
+        }
+    };
+    let framing = if has_body {
+        framing
+    } else {
+        Framing::Length(0)
+    };
+    if framing == Framing::UntilClose {
+        keep_alive = false;
+    }
+    match (asked.http10, keep_alive) {
+        (true, true) => write_field(out, b"connection", b"keep-alive"),
+        (false, false) => write_field(out, b"connection", b"close"),
+        _ => {}
+    }
+    if !dated {
+        out.extend_from_slice(b"date: ");
+        date::extend(out);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(Written {
+        framing,
+        keep_alive,
+    })
+}
+
+/// Empties `headers` for the next request's fields, keeping the allocation.
+pub(super) fn recycle(mut headers: HeaderMap) -> HeaderMap {
+    headers.clear();
+    headers
+}
+
+fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn has_close(value: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
+}
+
+fn parse_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    value.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+/// `n` in decimal, written at the end of `scratch`.
+fn itoa(mut n: u64, scratch: &mut [u8; 20]) -> &[u8] {
+    let mut at = scratch.len();
+    loop {
+        at -= 1;
+        scratch[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &scratch[at..];
+        }
+    }
+}
