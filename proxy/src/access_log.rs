@@ -72,6 +72,11 @@ impl<B> Logged<B> {
             _last: last,
         }
     }
+
+    /// The body inside.
+    pub(crate) fn get_ref(&self) -> &B {
+        &self.inner
+    }
 }
 
 impl<B> Body for Logged<B>

@@ -11,7 +11,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::h1::{self, ConnectError, Connection, RequestFraming, UpstreamBody};
+use crate::h1::{self, ConnectError, Connection, FieldsAs, RequestFraming, UpstreamBody};
 use crate::headers::{self, Forwarded, RequestRewrite};
 use crate::route_table::Route;
 
@@ -93,6 +93,8 @@ pub(crate) struct Context {
     pub host: HeaderValue,
     /// Verified client-certificate subject to pass on.
     pub client_subject: Option<HeaderValue>,
+    /// How the client's server wants the response's header fields.
+    pub fields_as: FieldsAs,
 }
 
 /// Forwards `request` to the next upstream of `route`.
@@ -160,7 +162,8 @@ where
                 head.framing,
                 head.keep_alive,
                 upstreams.pool(index).map(Arc::clone),
-            ),
+            )
+            .with_lines(head.lines),
         };
         Ok(Response::from_parts(head.parts, body))
     }
@@ -176,6 +179,7 @@ fn prepare(
     has_body: bool,
 ) -> Option<(usize, Option<Box<Connection>>, Encoded)> {
     let (index, _) = route.upstreams.pick()?;
+    let fields_as = context.fields_as;
     let mut pooled = route.upstreams.pool(index)?.take();
     let framing = h1::request_framing(&parts.headers, has_body);
     let mut head = pooled
@@ -186,6 +190,7 @@ fn prepare(
     let request = Encoded {
         head,
         method: parts.method,
+        fields_as,
         framing,
     };
     Some((index, pooled, request))
@@ -195,6 +200,7 @@ fn prepare(
 struct Encoded {
     head: Vec<u8>,
     method: Method,
+    fields_as: FieldsAs,
     framing: RequestFraming,
 }
 
@@ -262,12 +268,13 @@ async fn exchange<B: RequestBody>(
     let Encoded {
         mut head,
         method,
+        fields_as,
         framing,
     } = request;
     let retryable = body.is_none() && method.is_idempotent();
     if let Some(mut connection) = pooled {
         match connection
-            .send_head(head, &method, framing, body.take())
+            .send_head(head, (&method, fields_as), framing, body.take())
             .await
         {
             Ok(response) => return Ok((response, connection)),
@@ -284,7 +291,7 @@ async fn exchange<B: RequestBody>(
         .await
         .map_err(SendError::Connect)?;
     let response = connection
-        .send_head(head, &method, framing, body)
+        .send_head(head, (&method, fields_as), framing, body)
         .await
         .map_err(SendError::Http)?;
     Ok((response, connection))
@@ -359,6 +366,7 @@ mod tests {
         let request = Encoded {
             head: head.to_vec(),
             method: Method::GET,
+            fields_as: FieldsAs::Map,
             framing: RequestFraming::Empty,
         };
         let exchanged = tokio::time::timeout(

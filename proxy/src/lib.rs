@@ -191,7 +191,12 @@ pub mod bench_support {
         /// number of header fields kept, or `None` when it is incomplete or
         /// invalid.
         pub fn parse(&mut self, buf: &mut bytes::BytesMut) -> Option<usize> {
-            let head = crate::h1::parse_response(buf, &http::Method::GET, &mut self.fields);
+            let head = crate::h1::parse_response(
+                buf,
+                &http::Method::GET,
+                &mut self.fields,
+                crate::h1::FieldsAs::Map,
+            );
             Some(head.ok()??.parts.headers.len())
         }
     }

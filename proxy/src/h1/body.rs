@@ -9,7 +9,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http_body::{Body, Frame, SizeHint};
 
 use super::connection::Connection;
-use super::head::{Framing, MAX_HEAD};
+use super::head::{FieldLines, Framing, MAX_HEAD};
 use super::Error;
 use crate::pool::Pool;
 
@@ -54,6 +54,8 @@ pub(crate) struct UpstreamBody {
     state: State,
     keep_alive: bool,
     pool: Option<Arc<Pool>>,
+    /// The response head's fields, when they were asked for as lines.
+    lines: Option<FieldLines>,
 }
 
 impl UpstreamBody {
@@ -76,6 +78,7 @@ impl UpstreamBody {
             state,
             keep_alive,
             pool,
+            lines: None,
         };
         if state == State::Done {
             body.finish();
@@ -90,7 +93,21 @@ impl UpstreamBody {
             state: State::Done,
             keep_alive: false,
             pool: None,
+            lines: None,
         }
+    }
+
+    /// Carries the response head's fields as lines (see [`FieldLines`]):
+    /// they belong to the response, but a `Response` has no place for them
+    /// other than its extensions, which would allocate for each one.
+    pub(crate) fn with_lines(mut self, lines: Option<FieldLines>) -> Self {
+        self.lines = lines;
+        self
+    }
+
+    /// The response head's fields, when they were asked for as lines.
+    pub(crate) fn lines(&self) -> Option<&FieldLines> {
+        self.lines.as_ref()
     }
 
     fn finish(&mut self) {

@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
-use super::head::{self, RequestFraming, ResponseHead};
+use super::head::{self, FieldsAs, RequestFraming, ResponseHead};
 use super::{BoxError, Error};
 
 /// TCP keep-alive probes on upstream connections, so a dead peer behind a
@@ -126,7 +126,7 @@ impl Connection {
     pub(crate) async fn send_head<B>(
         &mut self,
         head: Vec<u8>,
-        method: &Method,
+        (method, fields_as): (&Method, FieldsAs),
         framing: RequestFraming,
         body: Option<B>,
     ) -> Result<ResponseHead, Error>
@@ -138,17 +138,18 @@ impl Connection {
         let Some(body) = body else {
             let (mut reader, mut writer) = self.stream.split();
             writer.write_all(&self.write).await.map_err(Error::Reset)?;
-            return read_head(&mut reader, &mut self.read, &mut self.fields, method).await;
+            let scratch = (&mut self.read, &mut self.fields);
+            return read_head(&mut reader, scratch, method, fields_as).await;
         };
         // Boxed: streaming a body is the rarer path, and its state would
         // otherwise make every request's future (moved whole several times
         // on its way to the runtime) a few kilobytes larger.
-        Box::pin(self.send_streaming(method, body, framing)).await
+        Box::pin(self.send_streaming((method, fields_as), body, framing)).await
     }
 
     async fn send_streaming<B>(
         &mut self,
-        method: &Method,
+        (method, fields_as): (&Method, FieldsAs),
         body: B,
         framing: RequestFraming,
     ) -> Result<ResponseHead, Error>
@@ -158,7 +159,8 @@ impl Connection {
     {
         let (mut reader, mut writer) = self.stream.split();
         let upload = upload(&mut writer, &mut self.write, body, framing);
-        let response = read_head(&mut reader, &mut self.read, &mut self.fields, method);
+        let scratch = (&mut self.read, &mut self.fields);
+        let response = read_head(&mut reader, scratch, method, fields_as);
         tokio::pin!(upload, response);
         let mut uploaded = None;
         let mut head = loop {
@@ -184,15 +186,15 @@ impl Connection {
 /// Reads until a final response head is complete.
 async fn read_head(
     reader: &mut ReadHalf<'_>,
-    buf: &mut BytesMut,
-    fields: &mut Vec<head::Field>,
+    (buf, fields): (&mut BytesMut, &mut Vec<head::Field>),
     method: &Method,
+    fields_as: FieldsAs,
 ) -> Result<ResponseHead, Error> {
     let mut received = false;
     loop {
         if !buf.is_empty() {
             received = true;
-            if let Some(head) = head::parse_response(buf, method, fields)? {
+            if let Some(head) = head::parse_response(buf, method, fields, fields_as)? {
                 let status = head.parts.status;
                 if status.is_informational() && status != http::StatusCode::SWITCHING_PROTOCOLS {
                     continue;
@@ -317,7 +319,8 @@ mod tests {
             let framing = request_framing(&parts.headers, body.is_some());
             let mut head = self.take_head_buffer();
             head::encode_request(parts, rewrite, framing, &mut head);
-            self.send_head(head, &parts.method, framing, body).await
+            self.send_head(head, (&parts.method, FieldsAs::Map), framing, body)
+                .await
         }
     }
 

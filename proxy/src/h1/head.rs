@@ -41,10 +41,37 @@ pub(crate) enum Framing {
 /// A parsed response head and what it says about the connection.
 #[derive(Debug)]
 pub(crate) struct ResponseHead {
+    /// Status and version; the header fields too, unless `lines` has them.
     pub parts: response::Parts,
     pub framing: Framing,
     /// The connection may carry another request once this body is read.
     pub keep_alive: bool,
+    /// The header fields as lines, when they were asked for that way.
+    pub lines: Option<FieldLines>,
+}
+
+/// How the forwarder wants a response's header fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FieldsAs {
+    /// In the response's `HeaderMap`, for hyper to encode.
+    Map,
+    /// As the lines to write, for a server that writes heads itself (see
+    /// [`FieldLines`]).
+    Lines,
+}
+
+/// An upstream's header fields as they are written to the client: what a
+/// server that writes its own heads needs, without a `HeaderMap` built from
+/// the head only to be written back out field by field.
+#[derive(Debug, Clone)]
+pub(crate) struct FieldLines {
+    /// `name: value\r\n` for each field passed on: hop-by-hop fields and
+    /// `Content-Length` are left out, names keep the upstream's case.
+    pub lines: Bytes,
+    /// The upstream's `Content-Length`.
+    pub content_length: Option<u64>,
+    /// A `Date` is among the lines.
+    pub dated: bool,
 }
 
 /// Writes the request line and header fields, ending with the blank line:
@@ -109,6 +136,7 @@ pub(crate) fn parse_response(
     buf: &mut BytesMut,
     method: &Method,
     fields: &mut Vec<Field>,
+    fields_as: FieldsAs,
 ) -> Result<Option<ResponseHead>, Error> {
     let mut raw = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
     let mut parsed = httparse::Response::new(&mut []);
@@ -139,7 +167,167 @@ pub(crate) fn parse_response(
     }));
     let head = buf.split_to(length).freeze();
     let status = StatusCode::from_u16(code).map_err(|_| Error::Status(code))?;
+    // A 101's fields go to hyper's upgrade; a `Connection` naming more
+    // fields to drop (rare) is left to the map's hop-by-hop strip.
+    if fields_as == FieldsAs::Lines && status != StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(head) = lines(&head, fields, status, version, method)? {
+            return Ok(Some(head));
+        }
+    }
     build(head, fields, status, version, method).map(Some)
+}
+
+/// The kinds of response field the forwarder treats apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    /// Another hop-by-hop field (RFC 9110 §7.6.1), or `Upgrade`.
+    HopByHop,
+    Date,
+    Other,
+}
+
+/// The kind of a field by its name, without building a `HeaderName`.
+fn kind(name: &[u8]) -> Kind {
+    let is = |known: &str| name.eq_ignore_ascii_case(known.as_bytes());
+    match name.len() {
+        2 if is("te") => Kind::HopByHop,
+        4 if is("date") => Kind::Date,
+        7 if is("trailer") || is("upgrade") => Kind::HopByHop,
+        10 if is("connection") => Kind::Connection,
+        10 if is("keep-alive") => Kind::HopByHop,
+        14 if is("content-length") => Kind::ContentLength,
+        16 if is("proxy-connection") => Kind::HopByHop,
+        17 if is("transfer-encoding") => Kind::TransferEncoding,
+        18 if is("proxy-authenticate") => Kind::HopByHop,
+        19 if is("proxy-authorization") => Kind::HopByHop,
+        _ => Kind::Other,
+    }
+}
+
+/// The head with its fields as [`FieldLines`]; `None` when its `Connection`
+/// names fields to drop, which [`build`] handles.
+///
+/// httparse has already checked each name is a token and each value holds
+/// no control character, the checks `HeaderName` and `HeaderValue` make.
+fn lines(
+    head: &Bytes,
+    fields: &[Field],
+    status: StatusCode,
+    version: Version,
+    method: &Method,
+) -> Result<Option<ResponseHead>, Error> {
+    let mut lines = BytesMut::with_capacity(head.len());
+    let mut seen = Seen::default();
+    let mut dated = false;
+    for field in fields {
+        let name = &head[field.name.0..field.name.1];
+        let value = &head[field.value.0..field.value.1];
+        match kind(name) {
+            Kind::ContentLength => {
+                seen.content_length(value)?;
+                continue;
+            }
+            Kind::TransferEncoding => {
+                seen.transfer_encoding(value);
+                continue;
+            }
+            Kind::Connection => {
+                if seen.connection(value) {
+                    return Ok(None);
+                }
+                continue;
+            }
+            Kind::HopByHop => continue,
+            Kind::Date => dated = true,
+            Kind::Other => {}
+        }
+        lines.extend_from_slice(name);
+        lines.extend_from_slice(b": ");
+        lines.extend_from_slice(value);
+        lines.extend_from_slice(b"\r\n");
+    }
+    let (framing, keep_alive) = seen.framing(status, version, method);
+    let mut parts = response::Response::new(()).into_parts().0;
+    parts.status = status;
+    parts.version = version;
+    Ok(Some(ResponseHead {
+        parts,
+        framing,
+        keep_alive,
+        lines: Some(FieldLines {
+            lines: lines.freeze(),
+            content_length: seen.content_length,
+            dated,
+        }),
+    }))
+}
+
+/// What the framing and connection fields of a response head said.
+#[derive(Debug, Default)]
+struct Seen {
+    content_length: Option<u64>,
+    /// `Transfer-Encoding` was present; whether its final coding is chunked.
+    chunked: Option<bool>,
+    close: bool,
+    keep_alive: bool,
+}
+
+impl Seen {
+    fn content_length(&mut self, value: &[u8]) -> Result<(), Error> {
+        let length = parse_length(value).ok_or(Error::ContentLength)?;
+        if self.content_length.is_some_and(|seen| seen != length) {
+            return Err(Error::ContentLength);
+        }
+        self.content_length = Some(length);
+        Ok(())
+    }
+
+    fn transfer_encoding(&mut self, value: &[u8]) {
+        // RFC 9112 §6.3: chunked counts only as the final coding.
+        self.chunked = Some(last_token(value).eq_ignore_ascii_case(b"chunked"));
+    }
+
+    /// Reads a `Connection` value; true when it names other fields.
+    fn connection(&mut self, value: &[u8]) -> bool {
+        let mut named = false;
+        for token in value.split(|&b| b == b',').map(trim) {
+            if token.eq_ignore_ascii_case(b"close") {
+                self.close = true;
+            } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                self.keep_alive = true;
+            } else if !token.is_empty() {
+                named = true;
+            }
+        }
+        named
+    }
+
+    /// How the body is delimited, and whether the connection can be reused.
+    fn framing(&self, status: StatusCode, version: Version, method: &Method) -> (Framing, bool) {
+        let switching = status == StatusCode::SWITCHING_PROTOCOLS;
+        let bodiless = method == Method::HEAD
+            || status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED;
+        let framing = match (bodiless, self.chunked, self.content_length) {
+            (true, _, _) => Framing::Empty,
+            (false, Some(true), _) => Framing::Chunked,
+            (false, Some(false), _) => Framing::UntilClose,
+            (false, None, Some(length)) => Framing::Length(length),
+            (false, None, None) => Framing::UntilClose,
+        };
+        let persistent = match version {
+            Version::HTTP_10 => self.keep_alive && !self.close,
+            _ => !self.close,
+        };
+        // Both framings at once can be a smuggling attempt: never reuse.
+        let ambiguous = self.chunked.is_some() && self.content_length.is_some();
+        let keep_alive = persistent && !ambiguous && !switching && framing != Framing::UntilClose;
+        (framing, keep_alive)
+    }
 }
 
 fn build(
@@ -151,37 +339,21 @@ fn build(
 ) -> Result<ResponseHead, Error> {
     let switching = status == StatusCode::SWITCHING_PROTOCOLS;
     let mut map = HeaderMap::with_capacity(fields.len());
-    let mut content_length = None;
-    let mut chunked = None;
-    let mut close = false;
-    let mut keep_alive = false;
+    let mut seen = Seen::default();
     let mut named = false;
     for field in fields {
         let name = HeaderName::from_bytes(&head[field.name.0..field.name.1])
             .map_err(|_| Error::HeaderName)?;
         let raw = head.slice(field.value.0..field.value.1);
         if name == header::CONTENT_LENGTH {
-            let length = parse_length(&raw).ok_or(Error::ContentLength)?;
-            if content_length.is_some_and(|seen| seen != length) {
-                return Err(Error::ContentLength);
-            }
-            content_length = Some(length);
+            seen.content_length(&raw)?;
         } else if name == header::TRANSFER_ENCODING {
-            // RFC 9112 §6.3: chunked counts only as the final coding.
-            chunked = Some(last_token(&raw).eq_ignore_ascii_case(b"chunked"));
+            seen.transfer_encoding(&raw);
             if !switching {
                 continue;
             }
         } else if name == header::CONNECTION {
-            for token in raw.split(|&b| b == b',').map(trim) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    keep_alive = true;
-                } else if !token.is_empty() {
-                    named = true;
-                }
-            }
+            named |= seen.connection(&raw);
             if !switching {
                 continue;
             }
@@ -205,25 +377,7 @@ fn build(
         }
         headers::strip_hop_by_hop(&mut map);
     }
-
-    let bodiless = method == Method::HEAD
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED;
-    let framing = match (bodiless, chunked, content_length) {
-        (true, _, _) => Framing::Empty,
-        (false, Some(true), _) => Framing::Chunked,
-        (false, Some(false), _) => Framing::UntilClose,
-        (false, None, Some(length)) => Framing::Length(length),
-        (false, None, None) => Framing::UntilClose,
-    };
-    let persistent = match version {
-        Version::HTTP_10 => keep_alive && !close,
-        _ => !close,
-    };
-    // Both framings at once can be a smuggling attempt: never reuse.
-    let ambiguous = chunked.is_some() && content_length.is_some();
-    let keep_alive = persistent && !ambiguous && !switching && framing != Framing::UntilClose;
+    let (framing, keep_alive) = seen.framing(status, version, method);
 
     let mut parts = response::Response::new(()).into_parts().0;
     parts.status = status;
@@ -233,6 +387,7 @@ fn build(
         parts,
         framing,
         keep_alive,
+        lines: None,
     })
 }
 
@@ -266,7 +421,20 @@ mod tests {
     use super::*;
 
     fn parse(text: &str, method: Method) -> Result<Option<ResponseHead>, Error> {
-        parse_response(&mut BytesMut::from(text), &method, &mut Vec::new())
+        parse_as(text, method, FieldsAs::Map)
+    }
+
+    fn parse_as(
+        text: &str,
+        method: Method,
+        fields_as: FieldsAs,
+    ) -> Result<Option<ResponseHead>, Error> {
+        parse_response(
+            &mut BytesMut::from(text),
+            &method,
+            &mut Vec::new(),
+            fields_as,
+        )
     }
 
     #[test]
@@ -314,11 +482,13 @@ mod tests {
     #[test]
     fn a_partial_head_waits_and_the_rest_stays_in_the_buffer() {
         let mut buf = BytesMut::from("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n");
-        assert!(parse_response(&mut buf, &Method::GET, &mut Vec::new())
-            .unwrap()
-            .is_none());
+        assert!(
+            parse_response(&mut buf, &Method::GET, &mut Vec::new(), FieldsAs::Map)
+                .unwrap()
+                .is_none()
+        );
         buf.extend_from_slice(b"\r\nokNEXT");
-        let head = parse_response(&mut buf, &Method::GET, &mut Vec::new())
+        let head = parse_response(&mut buf, &Method::GET, &mut Vec::new(), FieldsAs::Map)
             .unwrap()
             .unwrap();
         assert_eq!(head.framing, Framing::Length(2));
@@ -394,13 +564,63 @@ mod tests {
             ),
         ];
         for (text, method, framing, keep_alive) in cases {
-            let head = parse(text, method).unwrap().unwrap();
-            assert_eq!(
-                (head.framing, head.keep_alive),
-                (framing, keep_alive),
-                "{text:?}"
-            );
+            for fields_as in [FieldsAs::Map, FieldsAs::Lines] {
+                let head = parse_as(text, method.clone(), fields_as).unwrap().unwrap();
+                assert_eq!(
+                    (head.framing, head.keep_alive),
+                    (framing, keep_alive),
+                    "{text:?} {fields_as:?}"
+                );
+            }
         }
+    }
+
+    #[test]
+    fn fields_as_lines_are_those_the_map_keeps_written_as_the_upstream_sent_them() {
+        let text = "HTTP/1.1 200 OK\r\nServer: up\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\
+                    Content-Length: 2\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nSet-Cookie: a=1\r\n\
+                    Upgrade: h2c\r\nset-cookie: b=2\r\nTE: trailers\r\nTrailer: x\r\nProxy-Connection: x\r\n\r\nok";
+        let head = parse_as(text, Method::GET, FieldsAs::Lines)
+            .unwrap()
+            .unwrap();
+        assert!(head.parts.headers.is_empty());
+        let lines = head.lines.unwrap();
+        assert_eq!(
+            &lines.lines[..],
+            b"Server: up\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\n"
+        );
+        assert_eq!(lines.content_length, Some(2));
+        assert!(lines.dated);
+        let map = parse(text, Method::GET).unwrap().unwrap().parts.headers;
+        let names: Vec<_> = map.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "server",
+                "content-length",
+                "date",
+                "set-cookie",
+                "set-cookie"
+            ]
+        );
+
+        // A `Connection` that names fields to drop, or a 101, keeps the map.
+        for text in [
+            "HTTP/1.1 200 OK\r\nX-Secret: 1\r\nConnection: X-Secret\r\ncontent-length: 0\r\n\r\n",
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+        ] {
+            let head = parse_as(text, Method::GET, FieldsAs::Lines)
+                .unwrap()
+                .unwrap();
+            assert!(head.lines.is_none(), "{text:?}");
+            assert!(!head.parts.headers.contains_key("x-secret"), "{text:?}");
+        }
+        // Contradicting lengths are refused either way.
+        let text = "HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n";
+        assert!(matches!(
+            parse_as(text, Method::GET, FieldsAs::Lines),
+            Err(Error::ContentLength)
+        ));
     }
 
     #[test]

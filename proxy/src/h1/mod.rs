@@ -15,7 +15,9 @@ mod head;
 
 pub(crate) use body::UpstreamBody;
 pub(crate) use connection::{request_framing, ConnectError, Connection};
-pub(crate) use head::{encode_request, parse_response, Field, RequestFraming, ResponseHead};
+pub(crate) use head::{
+    encode_request, parse_response, Field, FieldLines, FieldsAs, RequestFraming, ResponseHead,
+};
 
 /// A request body's error, whatever the body.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;

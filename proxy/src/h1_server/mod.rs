@@ -33,11 +33,12 @@ use std::task::Poll;
 use bytes::{Bytes, BytesMut};
 use http::{Method, Version};
 use http_body::Body as _;
-use http_body_util::BodyExt as _;
+use http_body_util::{BodyExt as _, Either};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 
 use crate::close_notify::closes_connection;
 use crate::dataplane::DataPlane;
+use crate::h1::FieldsAs;
 use crate::handler::{handle, ConnectionInfo, ProxyBody};
 use request::Head;
 use response::{Asked, Framing};
@@ -101,7 +102,12 @@ where
             http10: request.version() == Version::HTTP_10,
             keep_alive: !closes_connection(&request),
         };
-        let answering = handle(Arc::clone(plane), Arc::clone(info), request);
+        let answering = handle(
+            Arc::clone(plane),
+            Arc::clone(info),
+            request,
+            FieldsAs::Lines,
+        );
         let Some(Ok(answer)) = answer_unless_gone(io, &mut buf, answering).await else {
             // The client left before its answer: the upstream exchange is
             // dropped with it.
@@ -114,7 +120,12 @@ where
             ..asked
         };
         let hint = (!body.is_end_stream()).then(|| body.size_hint());
-        let Ok(written) = response::encode_head(&parts, hint.as_ref(), asked, &mut out) else {
+        let lines = match body.get_ref() {
+            Either::Left(upstream) => upstream.lines(),
+            Either::Right(_) => None,
+        };
+        let Ok(written) = response::encode_head(&parts, lines, hint.as_ref(), asked, &mut out)
+        else {
             tracing::warn!(status = %parts.status, "answer with an invalid head; connection closed");
             return Served::Done;
         };

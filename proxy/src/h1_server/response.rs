@@ -8,6 +8,7 @@ use http::{response, StatusCode};
 use http_body::SizeHint;
 
 use super::date;
+use crate::h1::FieldLines;
 
 /// How the body follows the head (RFC 9112 §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,13 +47,16 @@ pub(super) struct Invalid;
 
 /// Appends the status line and header fields of an answer to `out`.
 ///
-/// `body` is the body's size hint, `None` when the body has already ended.
+/// The fields are those of `parts` and, for an upstream's answer, its
+/// `lines` (see [`FieldLines`]). `body` is the body's size hint, `None` when
+/// the body has already ended.
 /// `Content-Length`, `Transfer-Encoding` and `Connection` are decided here;
 /// the answer's own `Connection` can only ask for a close, and its
 /// `Transfer-Encoding` and `Trailer` are not passed on (hop-by-hop, and
 /// already removed from an upstream's answer).
 pub(super) fn encode_head(
     parts: &response::Parts,
+    lines: Option<&FieldLines>,
     body: Option<&SizeHint>,
     asked: Asked,
     out: &mut Vec<u8>,
@@ -108,6 +112,19 @@ pub(super) fn encode_head(
             _ => {}
         }
         write_field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if let Some(lines) = lines {
+        out.extend_from_slice(&lines.lines);
+        dated |= lines.dated;
+        if let Some(declared) = lines.content_length {
+            if length.is_some_and(|seen| seen != declared) {
+                return Err(Invalid);
+            }
+            if length.is_none() && (body.is_some() || asked.head_only) {
+                write_field(out, b"content-length", itoa(declared, &mut [0; 20]));
+            }
+            length = Some(declared);
+        }
     }
     let has_body = !(asked.head_only || no_content);
     let declared = length.filter(|_| body.is_some() || asked.head_only);

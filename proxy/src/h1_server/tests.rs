@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use super::*;
+use crate::h1::FieldsAs;
 use crate::idle_watch::Watch;
 
 const LIMIT: Duration = Duration::from_secs(5);
@@ -71,7 +72,9 @@ async fn upstream() -> (SocketAddr, mpsc::UnboundedReceiver<()>) {
                     seen.drain(..end + 4);
                     let path = head.split(' ').nth(1).unwrap_or_default().to_owned();
                     let answer: &[u8] = match path.as_str() {
-                        "/length" => b"HTTP/1.1 200 OK\r\nx-shape: length\r\ncontent-length: 5\r\n\r\nhello",
+                        "/length" => b"HTTP/1.1 200 OK\r\nX-Shape: length\r\nContent-Length: 5\r\n\r\nhello",
+                        "/hop-by-hop" => b"HTTP/1.1 200 OK\r\nconnection: keep-alive\r\nKeep-Alive: timeout=5\r\nproxy-connection: x\r\nUpgrade: h2c\r\nTrailer: x-sum\r\nte: trailers\r\nx-kept: 1\r\ncontent-length: 2\r\n\r\nok",
+                        "/named" => b"HTTP/1.1 200 OK\r\nx-hop: 1\r\nConnection: x-hop, keep-alive\r\nx-kept: 1\r\ncontent-length: 2\r\n\r\nok",
                         "/chunked" => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhe\r\n3\r\nllo\r\n0\r\n\r\n",
                         "/until-close" => b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nhello",
                         "/no-content" => b"HTTP/1.1 204 No Content\r\n\r\n",
@@ -125,7 +128,12 @@ fn connect(
             }
             Server::Hyper => {
                 let service = service_fn(move |request| {
-                    handle(Arc::clone(&plane), Arc::clone(&info), request)
+                    handle(
+                        Arc::clone(&plane),
+                        Arc::clone(&info),
+                        request,
+                        FieldsAs::Map,
+                    )
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
@@ -138,8 +146,9 @@ fn connect(
     (client, task)
 }
 
-/// One answer: its head's lines (status line first, the rest sorted,
-/// `date` checked and left out) and its body, read by its framing.
+/// One answer: its head's lines (status line first, the rest with their
+/// names in lower case and sorted, `date` checked and left out) and its
+/// body, read by its framing.
 #[derive(Debug, PartialEq, Eq)]
 struct Answer {
     status: String,
@@ -183,11 +192,13 @@ async fn read_answer(
     let mut fields: Vec<String> = Vec::new();
     let mut dates = 0;
     for line in lines {
-        if let Some(date) = line.strip_prefix("date: ") {
-            httpdate::parse_http_date(date).unwrap();
+        let (name, value) = line.split_once(": ").unwrap();
+        let name = name.to_ascii_lowercase();
+        if name == "date" {
+            httpdate::parse_http_date(value).unwrap();
             dates += 1;
         } else {
-            fields.push(line.to_owned());
+            fields.push(format!("{name}: {value}"));
         }
     }
     assert_eq!(dates, 1, "one date in {head}");
@@ -282,6 +293,8 @@ async fn plain_requests_get_the_answer_hyper_would_give() {
     let requests = [
         "GET /length HTTP/1.1\r\nhost: app.test\r\n\r\n",
         "GET /chunked HTTP/1.1\r\nhost: app.test\r\n\r\n",
+        "GET /hop-by-hop HTTP/1.1\r\nhost: app.test\r\n\r\n",
+        "GET /named HTTP/1.1\r\nhost: app.test\r\n\r\n",
         "GET /until-close HTTP/1.1\r\nhost: app.test\r\n\r\n",
         "HEAD /length HTTP/1.1\r\nhost: app.test\r\n\r\n",
         "GET /no-content HTTP/1.1\r\nhost: app.test\r\n\r\n",
