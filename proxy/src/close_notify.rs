@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{header, Request, Version};
+use http::{Request, Version};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::server::TlsStream;
 
@@ -65,19 +65,25 @@ impl Drop for LastAnswer {
 /// §9.3 and §9.6). A field value that is not visible ASCII counts as no
 /// token, as hyper counts it; where the two could differ, this says no.
 pub(crate) fn closes_connection<B>(request: &Request<B>) -> bool {
+    closes_after(
+        request.version(),
+        crate::headers::connection_values(request.headers()),
+    )
+}
+
+/// [`closes_connection`] for a request's version and `Connection` values.
+pub(crate) fn closes_after<'a>(
+    version: Version,
+    connection: impl Iterator<Item = &'a [u8]>,
+) -> bool {
     let mut keep_alive = false;
-    for value in request.headers().get_all(header::CONNECTION) {
-        let Ok(value) = value.to_str() else {
-            continue;
-        };
-        for token in value.split(',').map(str::trim) {
-            if token.eq_ignore_ascii_case("close") {
-                return true;
-            }
-            keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+    for token in crate::headers::tokens(connection) {
+        if token.eq_ignore_ascii_case("close") {
+            return true;
         }
+        keep_alive |= token.eq_ignore_ascii_case("keep-alive");
     }
-    request.version() == Version::HTTP_10 && !keep_alive
+    version == Version::HTTP_10 && !keep_alive
 }
 
 /// A client's TLS stream that sends `close_notify` with the last answer.

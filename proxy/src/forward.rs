@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 
 use crate::h1::{self, ConnectError, Connection, FieldsAs, RequestFraming, UpstreamBody};
 use crate::headers::{self, Forwarded, RequestRewrite};
+use crate::plain_request::PlainFields;
 use crate::route_table::Route;
 
 /// Why a request could not be forwarded; each maps to one status.
@@ -68,19 +69,28 @@ impl ForwardError {
     }
 }
 
-/// A request body the handler forwards: hyper's, or any body in tests.
+/// A request body the handler forwards: hyper's, or the empty body of a
+/// plain request that carries its fields (see [`PlainFields`]).
 pub(crate) trait RequestBody:
     http_body::Body<Data = bytes::Bytes, Error: Into<h1::BoxError> + Send> + Send + Unpin + 'static
 {
+    /// The request's header fields, when they are kept as read instead of
+    /// in the request's `HeaderMap`.
+    fn plain_fields(&self) -> Option<&PlainFields> {
+        None
+    }
 }
 
-impl<B> RequestBody for B where
-    B: http_body::Body<Data = bytes::Bytes, Error: Into<h1::BoxError> + Send>
-        + Send
-        + Unpin
-        + 'static
-{
+impl RequestBody for hyper::body::Incoming {}
+
+impl RequestBody for PlainFields {
+    fn plain_fields(&self) -> Option<&PlainFields> {
+        Some(self)
+    }
 }
+
+#[cfg(test)]
+impl RequestBody for http_body_util::Empty<bytes::Bytes> {}
 
 /// The request context forwarding needs besides the request.
 #[derive(Debug)]
@@ -117,13 +127,21 @@ where
     let upgrade = request.version() == Version::HTTP_11 && headers::is_upgrade(request.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (parts, body) = request.into_parts();
-    let body = (!body.is_end_stream()).then_some(body);
+    let has_body = !body.is_end_stream();
     // Done before the future is returned: the client's head (its URI, its
     // fields, the Host value in the context) shares hyper's read buffer, and
     // hyper reads ahead on the connection as soon as it has the future. With
     // the head encoded and dropped by then, hyper reads the next request into
     // the same buffer instead of allocating another.
-    let prepared = prepare(&route, parts, context, upgrade, body.is_some());
+    let prepared = prepare(
+        &route,
+        parts,
+        body.plain_fields(),
+        context,
+        upgrade,
+        has_body,
+    );
+    let body = has_body.then_some(body);
     async move {
         let (index, pooled, request) = prepared.ok_or(ForwardError::NoUpstream)?;
         let upstreams = &route.upstreams;
@@ -174,6 +192,7 @@ where
 fn prepare(
     route: &Route,
     parts: request::Parts,
+    plain: Option<&PlainFields>,
     context: Context,
     upgrade: bool,
     has_body: bool,
@@ -186,7 +205,7 @@ fn prepare(
         .as_mut()
         .map(|connection| connection.take_head_buffer())
         .unwrap_or_default();
-    encode(&parts, context, upgrade, route, framing, &mut head);
+    encode(&parts, plain, context, upgrade, route, framing, &mut head);
     let request = Encoded {
         head,
         method: parts.method,
@@ -209,24 +228,32 @@ struct Encoded {
 /// by field.
 fn encode(
     parts: &request::Parts,
+    plain: Option<&PlainFields>,
     context: Context,
     upgrade: bool,
     route: &Route,
     framing: RequestFraming,
     out: &mut Vec<u8>,
 ) {
-    let rewrite = RequestRewrite::new(
-        &parts.headers,
-        upgrade,
-        Forwarded {
-            forwarded_for: &context.forwarded_for,
-            proto: context.proto,
-            host: &context.host,
-            client_subject: context.client_subject,
-        },
-        &route.request_headers,
-    );
-    h1::encode_request(parts, &rewrite, framing, out);
+    let forwarded = Forwarded {
+        forwarded_for: &context.forwarded_for,
+        proto: context.proto,
+        host: &context.host,
+        client_subject: context.client_subject,
+    };
+    let route_headers = &route.request_headers;
+    match plain {
+        Some(fields) => {
+            let connection = fields.connection_values();
+            let rewrite = RequestRewrite::new(connection, upgrade, forwarded, route_headers);
+            h1::encode_plain_request(parts, fields, &rewrite, out);
+        }
+        None => {
+            let connection = headers::connection_values(&parts.headers);
+            let rewrite = RequestRewrite::new(connection, upgrade, forwarded, route_headers);
+            h1::encode_request(parts, &rewrite, framing, out);
+        }
+    }
 }
 
 enum SendError {

@@ -75,7 +75,10 @@ pub(crate) fn handle<B: RequestBody>(
     let ending = connection
         .ending
         .as_ref()
-        .filter(|_| closes_connection(&request))
+        .filter(|_| match request.body().plain_fields() {
+            Some(fields) => fields.closes(),
+            None => closes_connection(&request),
+        })
         .map(Arc::clone);
     let mut record = plane.access_log().then(|| {
         Box::new(AccessRecord {
@@ -162,9 +165,10 @@ fn route_request<B: RequestBody>(
     };
     // The Host header's value is reused as is (it shares hyper's read
     // buffer); only an authority from the URI needs a new value.
-    let host_value = match request.uri().authority() {
-        Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
-        None => request.headers().get(header::HOST).cloned(),
+    let host_value = match (request.uri().authority(), request.body().plain_fields()) {
+        (Some(authority), _) => HeaderValue::from_str(authority.as_str()).ok(),
+        (None, Some(fields)) => fields.host_value(),
+        (None, None) => request.headers().get(header::HOST).cloned(),
     };
     let Some(host_value) = host_value else {
         return local(StatusCode::BAD_REQUEST, "invalid Host\n").into();
@@ -301,12 +305,14 @@ pub(crate) fn verified_subject(
 }
 
 /// The Host of a request: the URI authority (HTTP/2, absolute-form) or the Host header.
-fn request_host<B>(request: &Request<B>) -> Option<&str> {
-    request
-        .uri()
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| request.headers().get(header::HOST)?.to_str().ok())
+fn request_host<B: RequestBody>(request: &Request<B>) -> Option<&str> {
+    if let Some(authority) = request.uri().authority() {
+        return Some(authority.as_str());
+    }
+    match request.body().plain_fields() {
+        Some(fields) => fields.host(),
+        None => request.headers().get(header::HOST)?.to_str().ok(),
+    }
 }
 
 /// Lower-cases and strips a port and trailing dot, borrowing when already clean.

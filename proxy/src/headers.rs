@@ -25,6 +25,37 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
 ];
 
+/// Client fields the proxy sets itself: never passed on as the client sent
+/// them.
+const SET_BY_PROXY: [HeaderName; 6] = [
+    header::HOST,
+    X_FORWARDED_FOR,
+    X_FORWARDED_PROTO,
+    X_FORWARDED_HOST,
+    TENANT,
+    CLIENT_SUBJECT,
+];
+
+/// Whether a name, in any case, is in [`HOP_BY_HOP`] or [`SET_BY_PROXY`]:
+/// by length first, so that most names are told apart without comparing
+/// their bytes to fourteen others.
+fn hop_by_hop_or_set_by_proxy(name: &[u8]) -> bool {
+    let is = |known: &str| name.eq_ignore_ascii_case(known.as_bytes());
+    match name.len() {
+        2 => is("te"),
+        4 => is("host"),
+        7 => is("trailer"),
+        10 => is("connection") || is("keep-alive"),
+        15 => is("x-forwarded-for"),
+        16 => is("proxy-connection") || is("x-forwarded-host"),
+        17 => is("transfer-encoding") || is("x-forwarded-proto"),
+        18 => is("proxy-authenticate"),
+        19 => is("proxy-authorization") || is("x-portcullis-tenant"),
+        27 => is("x-portcullis-client-subject"),
+        _ => false,
+    }
+}
+
 /// True when an HTTP/1.1 request asks to switch protocols (e.g. WebSocket).
 pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
@@ -36,12 +67,37 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 
 /// The tokens of a message's `Connection` fields (RFC 9110 §7.6.1).
 fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    tokens(connection_values(headers))
+}
+
+/// The values of a message's `Connection` fields.
+pub(crate) fn connection_values(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
     headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
+        .map(HeaderValue::as_bytes)
+}
+
+/// The comma-separated tokens of field values; a value that is not all
+/// visible ASCII has none (as `HeaderValue::to_str` would have it).
+pub(crate) fn tokens<'a>(values: impl Iterator<Item = &'a [u8]>) -> impl Iterator<Item = &'a str> {
+    values
+        .filter_map(visible_ascii)
+        .flat_map(|value| value.split(','))
         .map(str::trim)
+}
+
+/// A field value as text when it is all visible ASCII (or tabs), as
+/// `HeaderValue::to_str` reads one.
+pub(crate) fn visible_ascii(value: &[u8]) -> Option<&str> {
+    if value
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
+    {
+        std::str::from_utf8(value).ok()
+    } else {
+        None
+    }
 }
 
 /// Removes hop-by-hop headers, including those the `Connection` header names,
@@ -120,13 +176,14 @@ pub(crate) struct RequestRewrite<'a> {
 }
 
 impl<'a> RequestRewrite<'a> {
-    pub(crate) fn new(
-        client: &HeaderMap,
+    /// `connection` is the values of the client's `Connection` fields.
+    pub(crate) fn new<'c>(
+        connection: impl Iterator<Item = &'c [u8]>,
         keep_upgrade: bool,
         forwarded: Forwarded<'a>,
         route_headers: &'a [(HeaderName, HeaderValue)],
     ) -> Self {
-        let connection_named = connection_tokens(client)
+        let connection_named = tokens(connection)
             .filter(|t| {
                 !(t.is_empty()
                     || t.eq_ignore_ascii_case("close")
@@ -149,14 +206,20 @@ impl<'a> RequestRewrite<'a> {
             return self.keep_upgrade;
         }
         !(is_hop_by_hop(name)
-            || name == header::HOST
-            || name == X_FORWARDED_FOR
-            || name == X_FORWARDED_PROTO
-            || name == X_FORWARDED_HOST
-            || name == TENANT
-            || name == CLIENT_SUBJECT
+            || SET_BY_PROXY.iter().any(|set| set == name)
             || self.route_headers.iter().any(|(set, _)| set == name)
             || self.connection_named.iter().any(|named| named == name))
+    }
+
+    /// [`Self::forwards`] for a name as the client wrote it, in any case.
+    pub(crate) fn forwards_name(&self, name: &[u8]) -> bool {
+        let is = |known: &HeaderName| name.eq_ignore_ascii_case(known.as_str().as_bytes());
+        if name.eq_ignore_ascii_case(b"upgrade") {
+            return self.keep_upgrade;
+        }
+        !(hop_by_hop_or_set_by_proxy(name)
+            || self.route_headers.iter().any(|(set, _)| is(set))
+            || self.connection_named.iter().any(is))
     }
 
     /// The fields the proxy sets, written after the client's.
@@ -267,7 +330,12 @@ mod tests {
         ]);
         let address = forwarded_for("2001:db8::1".parse().unwrap());
         let host = HeaderValue::from_static("app.example.com");
-        let rewrite = RequestRewrite::new(&client, false, forwarded(&address, &host), &[]);
+        let rewrite = RequestRewrite::new(
+            connection_values(&client),
+            false,
+            forwarded(&address, &host),
+            &[],
+        );
         let map = upstream(&client, &rewrite);
         assert_eq!(map["x-forwarded-for"], "2001:db8::1");
         assert_eq!(map["x-forwarded-proto"], "https");
@@ -297,7 +365,12 @@ mod tests {
         ];
         let address = forwarded_for("192.0.2.1".parse().unwrap());
         let host = HeaderValue::from_static("a.test");
-        let rewrite = RequestRewrite::new(&client, false, forwarded(&address, &host), &route);
+        let rewrite = RequestRewrite::new(
+            connection_values(&client),
+            false,
+            forwarded(&address, &host),
+            &route,
+        );
         let map = upstream(&client, &rewrite);
         let mut names: Vec<_> = map.keys().map(HeaderName::as_str).collect();
         names.sort_unstable();
@@ -318,12 +391,64 @@ mod tests {
     }
 
     #[test]
+    fn a_name_as_written_is_forwarded_exactly_when_its_header_name_is() {
+        let client = headers(&[("connection", "keep-alive, X-Secret"), ("accept", "*/*")]);
+        let address = forwarded_for("192.0.2.1".parse().unwrap());
+        let host = HeaderValue::from_static("a.test");
+        let route = [
+            (TENANT, HeaderValue::from_static("t-1")),
+            (
+                HeaderName::from_static("x-set"),
+                HeaderValue::from_static("1"),
+            ),
+        ];
+        for keep_upgrade in [false, true] {
+            let rewrite = RequestRewrite::new(
+                connection_values(&client),
+                keep_upgrade,
+                forwarded(&address, &host),
+                &route,
+            );
+            let (hop, set) = (HOP_BY_HOP, SET_BY_PROXY);
+            let listed = hop.iter().chain(&set).map(HeaderName::as_str);
+            let others = [
+                "Accept",
+                "Upgrade",
+                "X-Secret",
+                "x-secret",
+                "X-Set",
+                "Content-Length",
+                "Cookie",
+                "x-forwarded-fo",
+                "hosts",
+                "tf",
+            ];
+            for name in listed.chain(others) {
+                let upper = name.to_ascii_uppercase();
+                for written in [name, upper.as_str()] {
+                    let header = HeaderName::from_bytes(written.as_bytes()).unwrap();
+                    assert_eq!(
+                        rewrite.forwards_name(written.as_bytes()),
+                        rewrite.forwards(&header),
+                        "{written} (upgrade {keep_upgrade})"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn a_protocol_switch_keeps_upgrade_and_says_connection_upgrade() {
         let client = headers(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
         assert!(is_upgrade(&client));
         let address = forwarded_for("192.0.2.1".parse().unwrap());
         let host = HeaderValue::from_static("a.test");
-        let rewrite = RequestRewrite::new(&client, true, forwarded(&address, &host), &[]);
+        let rewrite = RequestRewrite::new(
+            connection_values(&client),
+            true,
+            forwarded(&address, &host),
+            &[],
+        );
         let map = upstream(&client, &rewrite);
         assert_eq!(map["upgrade"], "websocket");
         assert_eq!(map["connection"], "upgrade");

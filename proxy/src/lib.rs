@@ -27,6 +27,7 @@ mod late_tickets;
 mod listener;
 mod managed_certs;
 mod metrics;
+mod plain_request;
 mod pool;
 mod reconciler;
 mod route_plan;
@@ -116,7 +117,7 @@ pub mod bench_support {
         out: &mut Vec<u8>,
     ) {
         let rewrite = crate::headers::RequestRewrite::new(
-            &parts.headers,
+            crate::headers::connection_values(&parts.headers),
             false,
             crate::headers::Forwarded {
                 forwarded_for,

@@ -6,6 +6,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::client::TlsStream as ClientTls;
 
 use super::*;
+use http::header;
 
 fn request(version: Version, connection: &[&[u8]]) -> Request<()> {
     let mut builder = Request::builder().version(version);

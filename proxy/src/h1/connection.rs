@@ -359,7 +359,12 @@ mod tests {
             host: &AT,
             client_subject: None,
         };
-        RequestRewrite::new(&parts.headers, false, forwarded, &[])
+        RequestRewrite::new(
+            crate::headers::connection_values(&parts.headers),
+            false,
+            forwarded,
+            &[],
+        )
     }
 
     /// What every request head here carries after the client's fields.

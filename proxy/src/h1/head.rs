@@ -8,6 +8,7 @@ use http::{request, response, Method, StatusCode, Version};
 
 use super::Error;
 use crate::headers::{self, RequestRewrite};
+use crate::plain_request::PlainFields;
 
 /// Response header fields accepted from an upstream (hyper's default too).
 const MAX_HEADERS: usize = 100;
@@ -82,14 +83,7 @@ pub(crate) fn encode_request(
     framing: RequestFraming,
     out: &mut Vec<u8>,
 ) {
-    out.clear();
-    out.extend_from_slice(parts.method.as_str().as_bytes());
-    out.push(b' ');
-    // Origin form (RFC 9112 §3.2.1): an absolute-form or HTTP/2 request's
-    // authority travels in `Host`.
-    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    out.extend_from_slice(target.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
+    request_line(parts, out);
     let chunked = framing == RequestFraming::Chunked;
     // RFC 9112 §6.3: never both framings in one message (smuggling).
     let fields = parts.headers.iter().filter(|(name, _)| {
@@ -100,6 +94,39 @@ pub(crate) fn encode_request(
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// [`encode_request`] for a plain request (no body), whose fields are kept
+/// as read: they are written as the client wrote them, names in its case.
+pub(crate) fn encode_plain_request(
+    parts: &request::Parts,
+    fields: &PlainFields,
+    rewrite: &RequestRewrite<'_>,
+    out: &mut Vec<u8>,
+) {
+    request_line(parts, out);
+    for (name, value) in fields
+        .iter()
+        .filter(|(name, _)| rewrite.forwards_name(name))
+    {
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    encode_fields(rewrite.added(), out);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn request_line(parts: &request::Parts, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    // Origin form (RFC 9112 §3.2.1): an absolute-form or HTTP/2 request's
+    // authority travels in `Host`.
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
 }
 
 /// Writes `name: value` lines, for a head or a chunked body's trailers.
@@ -454,7 +481,12 @@ mod tests {
             host: &host,
             client_subject: None,
         };
-        let rewrite = RequestRewrite::new(&parts.headers, false, forwarded(), &[]);
+        let rewrite = RequestRewrite::new(
+            headers::connection_values(&parts.headers),
+            false,
+            forwarded(),
+            &[],
+        );
         let mut out = Vec::new();
         encode_request(&parts, &rewrite, RequestFraming::Chunked, &mut out);
         assert_eq!(

@@ -16,7 +16,8 @@ mod head;
 pub(crate) use body::UpstreamBody;
 pub(crate) use connection::{request_framing, ConnectError, Connection};
 pub(crate) use head::{
-    encode_request, parse_response, Field, FieldLines, FieldsAs, RequestFraming, ResponseHead,
+    encode_plain_request, encode_request, parse_response, Field, FieldLines, FieldsAs,
+    RequestFraming, ResponseHead,
 };
 
 /// A request body's error, whatever the body.

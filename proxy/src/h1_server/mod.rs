@@ -36,7 +36,6 @@ use http_body::Body as _;
 use http_body_util::{BodyExt as _, Either};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 
-use crate::close_notify::closes_connection;
 use crate::dataplane::DataPlane;
 use crate::h1::FieldsAs;
 use crate::handler::{handle, ConnectionInfo, ProxyBody};
@@ -100,7 +99,7 @@ where
         let asked = Asked {
             head_only: request.method() == Method::HEAD,
             http10: request.version() == Version::HTTP_10,
-            keep_alive: !closes_connection(&request),
+            keep_alive: !request.body().closes(),
         };
         let answering = handle(
             Arc::clone(plane),
@@ -129,7 +128,6 @@ where
             tracing::warn!(status = %parts.status, "answer with an invalid head; connection closed");
             return Served::Done;
         };
-        scratch.headers = Some(response::recycle(parts.headers));
         if write_answer(io, &mut out, body, written.framing)
             .await
             .is_err()

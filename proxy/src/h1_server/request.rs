@@ -2,10 +2,10 @@
 
 use std::mem::MaybeUninit;
 
-use bytes::{Bytes, BytesMut};
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use bytes::BytesMut;
 use http::{Method, Request, Uri, Version};
-use http_body_util::Empty;
+
+use crate::plain_request::{PlainFields, Span};
 
 /// Header fields accepted in a request head (hyper's default too, so that a
 /// head refused here is refused by hyper in the same way).
@@ -18,13 +18,22 @@ const MAX_HEADERS: usize = 100;
 #[allow(clippy::large_enum_variant)]
 pub(super) enum Head {
     /// A whole request with no body, taken off the buffer.
-    Plain(Request<Empty<Bytes>>),
+    Plain(Request<PlainFields>),
     /// The head is not complete yet.
     Partial,
     /// Anything else, left in the buffer for hyper: a body, `Expect`, an
     /// upgrade, `CONNECT`, a target not in origin form, HTTP/2's preface, or
     /// a head that does not parse (hyper answers it with its 4xx).
     Other,
+}
+
+/// Scratch space kept with the connection, so that a head that is not
+/// taken allocates nothing.
+#[derive(Debug, Default)]
+pub(super) struct Scratch {
+    /// Where each field's name and value lie in the head; handed on with
+    /// a request that is taken.
+    fields: Vec<(Span, Span)>,
 }
 
 /// Parses the request head at the front of `buf`.
@@ -36,17 +45,7 @@ pub(super) enum Head {
 /// the buffer. So no request with a body, and no head two parsers could read
 /// two ways (the stuff of request smuggling), is read here.
 ///
-/// Scratch space kept with the connection, so that reading a head allocates
-/// and zeroes nothing it can reuse.
-#[derive(Debug, Default)]
-pub(super) struct Scratch {
-    /// The previous answer's header map, emptied: this request's fields go
-    /// into its allocation.
-    pub headers: Option<HeaderMap>,
-    /// Where each field's name and value lie in the head.
-    fields: Vec<(Span, Span)>,
-}
-
+/// The request's fields stay in the head's bytes (see [`PlainFields`]).
 pub(super) fn parse(buf: &mut BytesMut, scratch: &mut Scratch) -> Head {
     let mut raw = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut []);
@@ -107,55 +106,19 @@ pub(super) fn parse(buf: &mut BytesMut, scratch: &mut Scratch) -> Head {
         }
     }
     let head = buf.split_to(length).freeze();
-    match build(&head, method, target, version, fields, &mut scratch.headers) {
-        Some(request) => Head::Plain(request),
-        None => {
-            // httparse and `http` disagree on a target or a field (a target
-            // `http` finds too long or holding a byte it does not allow):
-            // hyper gets the head back, and answers it with its 400 or 414.
-            let mut restored = BytesMut::from(&head[..]);
-            restored.unsplit(std::mem::take(buf));
-            *buf = restored;
-            Head::Other
-        }
-    }
-}
-
-/// The request, its target and fields sharing the head's bytes.
-fn build(
-    head: &Bytes,
-    method: Method,
-    target: Span,
-    version: Version,
-    fields: &[(Span, Span)],
-    cached: &mut Option<HeaderMap>,
-) -> Option<Request<Empty<Bytes>>> {
-    let uri = Uri::from_maybe_shared(target.slice(head)).ok()?;
-    let mut headers = cached.take().unwrap_or_default();
-    headers.reserve(fields.len());
-    for (name, value) in fields {
-        let name = HeaderName::from_bytes(name.of(head)).ok()?;
-        let value = HeaderValue::from_maybe_shared(value.slice(head)).ok()?;
-        headers.append(name, value);
-    }
-    let mut request = Request::new(Empty::new());
+    let Ok(uri) = Uri::from_maybe_shared(target.slice(&head)) else {
+        // httparse and `http` disagree on the target (one `http` finds too
+        // long, or with a byte it does not allow): hyper gets the head back,
+        // and answers it with its 400 or 414.
+        let mut restored = BytesMut::from(&head[..]);
+        restored.unsplit(std::mem::take(buf));
+        *buf = restored;
+        return Head::Other;
+    };
+    let fields = PlainFields::new(head, std::mem::take(&mut scratch.fields), version);
+    let mut request = Request::new(fields);
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.version_mut() = version;
-    *request.headers_mut() = headers;
-    Some(request)
-}
-
-/// Where a part of the head lies in the buffer, by byte offsets.
-#[derive(Debug, Clone, Copy)]
-struct Span(usize, usize);
-
-impl Span {
-    fn of(self, bytes: &[u8]) -> &[u8] {
-        &bytes[self.0..self.1]
-    }
-
-    fn slice(self, bytes: &Bytes) -> Bytes {
-        bytes.slice(self.0..self.1)
-    }
+    Head::Plain(request)
 }

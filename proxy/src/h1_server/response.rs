@@ -3,7 +3,7 @@
 //! The rules are RFC 9112's, applied the way hyper's server applies them, so
 //! that a client sees the same answer whichever of the two served it.
 
-use http::header::{self, HeaderMap};
+use http::header;
 use http::{response, StatusCode};
 use http_body::SizeHint;
 
@@ -171,12 +171,6 @@ pub(super) fn encode_head(
         framing,
         keep_alive,
     })
-}
-
-/// Empties `headers` for the next request's fields, keeping the allocation.
-pub(super) fn recycle(mut headers: HeaderMap) -> HeaderMap {
-    headers.clear();
-    headers
 }
 
 fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {

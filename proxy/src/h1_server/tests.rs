@@ -47,13 +47,25 @@ fn info() -> Arc<ConnectionInfo> {
 /// An upstream that answers by path, one canned answer per request, and
 /// reports each connection it sees closed by the proxy.
 async fn upstream() -> (SocketAddr, mpsc::UnboundedReceiver<()>) {
+    let (address, closes, _heads) = recording_upstream().await;
+    (address, closes)
+}
+
+/// [`upstream`], also reporting each request head it receives.
+async fn recording_upstream() -> (
+    SocketAddr,
+    mpsc::UnboundedReceiver<()>,
+    mpsc::UnboundedReceiver<String>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (closed, closes) = mpsc::unbounded_channel();
+    let (received, heads) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {
             let (mut stream, _) = listener.accept().await.unwrap();
             let closed = closed.clone();
+            let received = received.clone();
             tokio::spawn(async move {
                 let mut seen = Vec::new();
                 let mut buf = [0u8; 4096];
@@ -70,7 +82,9 @@ async fn upstream() -> (SocketAddr, mpsc::UnboundedReceiver<()>) {
                     };
                     let head = String::from_utf8_lossy(&seen[..end]).into_owned();
                     seen.drain(..end + 4);
-                    let path = head.split(' ').nth(1).unwrap_or_default().to_owned();
+                    let _ = received.send(head.clone());
+                    let target = head.split(' ').nth(1).unwrap_or_default();
+                    let path = target.split('?').next().unwrap_or_default().to_owned();
                     let answer: &[u8] = match path.as_str() {
                         "/length" => b"HTTP/1.1 200 OK\r\nX-Shape: length\r\nContent-Length: 5\r\n\r\nhello",
                         "/hop-by-hop" => b"HTTP/1.1 200 OK\r\nconnection: keep-alive\r\nKeep-Alive: timeout=5\r\nproxy-connection: x\r\nUpgrade: h2c\r\nTrailer: x-sum\r\nte: trailers\r\nx-kept: 1\r\ncontent-length: 2\r\n\r\nok",
@@ -102,7 +116,7 @@ async fn upstream() -> (SocketAddr, mpsc::UnboundedReceiver<()>) {
             });
         }
     });
-    (address, closes)
+    (address, closes, heads)
 }
 
 /// Which server answers in a test.
@@ -465,4 +479,69 @@ async fn a_draining_worker_answers_with_close_and_closes_idle_connections() {
         .await
         .unwrap()
         .unwrap();
+}
+
+/// A request head as an upstream received it: the request line, then the
+/// fields with names in lower case, sorted.
+fn normalized(head: &str) -> Vec<String> {
+    let mut lines = head.split("\r\n");
+    let mut normal = vec![lines.next().unwrap().to_owned()];
+    let mut fields: Vec<String> = lines
+        .map(|line| {
+            let (name, value) = line.split_once(": ").unwrap();
+            format!("{}: {value}", name.to_ascii_lowercase())
+        })
+        .collect();
+    fields.sort();
+    normal.extend(fields);
+    normal
+}
+
+#[tokio::test]
+async fn plain_requests_reach_the_upstream_as_they_do_through_hyper() {
+    let (upstream, _closes, mut heads) = recording_upstream().await;
+    let plane = plane(upstream);
+    let requests = [
+        "GET /length?q=1 HTTP/1.1\r\nHost: App.Test\r\nAccept: */*\r\nCookie: a=1\r\naccept: text/plain\r\n\r\n",
+        "GET /length HTTP/1.1\r\nhost: app.test\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\n\
+         Keep-Alive: timeout=5\r\nTE: trailers\r\nProxy-Authorization: Basic eA==\r\nProxy-Connection: x\r\n\
+         Trailer: x\r\nx-kept: yes\r\n\r\n",
+        "GET /length HTTP/1.1\r\nhost: app.test\r\nX-Forwarded-For: 6.6.6.6\r\nx-forwarded-proto: http\r\n\
+         X-Forwarded-Host: evil.test\r\nX-Portcullis-Tenant: forged\r\nx-portcullis-client-subject: CN=forged\r\n\r\n",
+        "HEAD /length HTTP/1.1\r\nhost: app.test:443\r\ncontent-length: 0\r\nConnection: close\r\n\r\n",
+        "GET /length HTTP/1.0\r\nhost: app.test\r\nconnection: Keep-Alive\r\nx-value:  spaced \t\r\n\r\n",
+        "GET /length HTTP/1.1\r\nhost: app.test\r\nConnection: x-bin\r\nx-bin: \u{ff}\u{fe}\r\nx-other: \u{c3}\u{a9}\r\n\r\n",
+    ];
+    for request in requests {
+        let mut received = Vec::new();
+        for server in [Server::Ours, Server::Hyper] {
+            let (mut client, _task) = connect(server, &plane);
+            // Written as bytes: some fields are not UTF-8.
+            let bytes: Vec<u8> = request.chars().map(|c| c as u32 as u8).collect();
+            client.write_all(&bytes).await.unwrap();
+            read_answer(&mut client, request.starts_with("HEAD "), &mut Vec::new()).await;
+            let head = tokio::time::timeout(LIMIT, heads.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            received.push(normalized(&head));
+        }
+        assert_eq!(received[0], received[1], "{request:?}");
+        let fields = received[0].join("\n");
+        for absent in [
+            "x-secret",
+            "keep-alive",
+            "6.6.6.6",
+            "forged",
+            "evil.test",
+            "proxy-",
+            "te:",
+            "trailer",
+        ] {
+            assert!(
+                !fields.contains(absent),
+                "{absent} reached the upstream: {fields}"
+            );
+        }
+    }
 }
