@@ -103,8 +103,6 @@ pub(crate) struct Context {
     pub host: HeaderValue,
     /// Verified client-certificate subject to pass on.
     pub client_subject: Option<HeaderValue>,
-    /// How the client's server wants the response's header fields.
-    pub fields_as: FieldsAs,
 }
 
 /// Forwards `request` to the next upstream of `route`.
@@ -198,7 +196,12 @@ fn prepare(
     has_body: bool,
 ) -> Option<(usize, Option<Box<Connection>>, Encoded)> {
     let (index, _) = route.upstreams.pick()?;
-    let fields_as = context.fields_as;
+    // Our own HTTP/1 loop, which reads plain requests, writes the answer's
+    // head itself; hyper needs a map to encode.
+    let fields_as = match plain {
+        Some(_) => FieldsAs::Lines,
+        None => FieldsAs::Map,
+    };
     let mut pooled = route.upstreams.pool(index)?.take();
     let framing = h1::request_framing(&parts.headers, has_body);
     let mut head = pooled

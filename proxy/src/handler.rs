@@ -22,7 +22,7 @@ use crate::client_verdicts::ClientVerdicts;
 use crate::close_notify::{closes_connection, Ending, LastAnswer};
 use crate::dataplane::DataPlane;
 use crate::forward::{self, forward, ForwardError, RequestBody};
-use crate::h1::{FieldsAs, UpstreamBody};
+use crate::h1::UpstreamBody;
 use crate::idle_watch::Watch;
 use crate::route_table::Route;
 
@@ -68,7 +68,6 @@ pub(crate) fn handle<B: RequestBody>(
     plane: Arc<DataPlane>,
     connection: Arc<ConnectionInfo>,
     request: Request<B>,
-    fields_as: FieldsAs,
 ) -> impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send {
     // A whole head has arrived: the connection is busy until the answer is done.
     let in_flight = connection.idle.as_ref().map(Watch::begin);
@@ -93,13 +92,7 @@ pub(crate) fn handle<B: RequestBody>(
             status: 0,
         })
     });
-    let routed = route_request(
-        &plane,
-        &connection,
-        request,
-        fields_as,
-        record.as_deref_mut(),
-    );
+    let routed = route_request(&plane, &connection, request, record.as_deref_mut());
     async move {
         let (response, route) = match routed {
             Routed::Local(response) => (response, None),
@@ -141,7 +134,6 @@ fn route_request<B: RequestBody>(
     plane: &DataPlane,
     connection: &ConnectionInfo,
     request: Request<B>,
-    fields_as: FieldsAs,
     record: Option<&mut AccessRecord>,
 ) -> Routed {
     let entrypoint = connection.entrypoint;
@@ -217,7 +209,6 @@ fn route_request<B: RequestBody>(
         }),
         host: host_value,
         client_subject,
-        fields_as,
     };
     let forwarding = Box::pin(forward_or_answer(Arc::clone(&route), request, context));
     Routed::Forward(route, forwarding)
@@ -402,7 +393,7 @@ mod tests {
             }
             let request = request.body(Empty::<Bytes>::new()).unwrap();
             // No router serves the host: a local answer, like any other.
-            let Ok(response) = handle(Arc::clone(&plane), info, request, FieldsAs::Map).await;
+            let Ok(response) = handle(Arc::clone(&plane), info, request).await;
             assert_eq!(response.status(), StatusCode::NOT_FOUND);
             assert!(!ending.is_set(), "not before its body is done");
             drop(response);

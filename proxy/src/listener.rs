@@ -18,7 +18,6 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::close_notify::EndingTls;
 use crate::dataplane::DataPlane;
-use crate::h1::FieldsAs;
 use crate::h1_server::{self, Rewind, Served};
 use crate::handler::{handle, ConnectionInfo};
 use crate::idle_watch::Watch;
@@ -398,14 +397,8 @@ impl Connection {
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let plane = Arc::clone(&self.shared.plane);
-        let service = service_fn(move |request| {
-            handle(
-                Arc::clone(&plane),
-                Arc::clone(&info),
-                request,
-                FieldsAs::Map,
-            )
-        });
+        let service =
+            service_fn(move |request| handle(Arc::clone(&plane), Arc::clone(&info), request));
         let connection = self
             .shared
             .builder

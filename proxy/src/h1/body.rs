@@ -55,7 +55,9 @@ pub(crate) struct UpstreamBody {
     keep_alive: bool,
     pool: Option<Arc<Pool>>,
     /// The response head's fields, when they were asked for as lines.
-    lines: Option<FieldLines>,
+    /// Boxed: this body is moved whole several times on its way to the
+    /// client, on HTTP/2 too, where it never has lines.
+    lines: Option<Box<FieldLines>>,
 }
 
 impl UpstreamBody {
@@ -100,14 +102,14 @@ impl UpstreamBody {
     /// Carries the response head's fields as lines (see [`FieldLines`]):
     /// they belong to the response, but a `Response` has no place for them
     /// other than its extensions, which would allocate for each one.
-    pub(crate) fn with_lines(mut self, lines: Option<FieldLines>) -> Self {
+    pub(crate) fn with_lines(mut self, lines: Option<Box<FieldLines>>) -> Self {
         self.lines = lines;
         self
     }
 
     /// The response head's fields, when they were asked for as lines.
     pub(crate) fn lines(&self) -> Option<&FieldLines> {
-        self.lines.as_ref()
+        self.lines.as_deref()
     }
 
     fn finish(&mut self) {

@@ -48,7 +48,7 @@ pub(crate) struct ResponseHead {
     /// The connection may carry another request once this body is read.
     pub keep_alive: bool,
     /// The header fields as lines, when they were asked for that way.
-    pub lines: Option<FieldLines>,
+    pub lines: Option<Box<FieldLines>>,
 }
 
 /// How the forwarder wants a response's header fields.
@@ -284,11 +284,11 @@ fn lines(
         parts,
         framing,
         keep_alive,
-        lines: Some(FieldLines {
+        lines: Some(Box::new(FieldLines {
             lines: lines.freeze(),
             content_length: seen.content_length,
             dated,
-        }),
+        })),
     }))
 }
 

@@ -37,7 +37,6 @@ use http_body_util::{BodyExt as _, Either};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 
 use crate::dataplane::DataPlane;
-use crate::h1::FieldsAs;
 use crate::handler::{handle, ConnectionInfo, ProxyBody};
 use request::Head;
 use response::{Asked, Framing};
@@ -101,12 +100,7 @@ where
             http10: request.version() == Version::HTTP_10,
             keep_alive: !request.body().closes(),
         };
-        let answering = handle(
-            Arc::clone(plane),
-            Arc::clone(info),
-            request,
-            FieldsAs::Lines,
-        );
+        let answering = handle(Arc::clone(plane), Arc::clone(info), request);
         let Some(Ok(answer)) = answer_unless_gone(io, &mut buf, answering).await else {
             // The client left before its answer: the upstream exchange is
             // dropped with it.

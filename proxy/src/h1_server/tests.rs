@@ -9,7 +9,6 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use super::*;
-use crate::h1::FieldsAs;
 use crate::idle_watch::Watch;
 
 const LIMIT: Duration = Duration::from_secs(5);
@@ -142,12 +141,7 @@ fn connect(
             }
             Server::Hyper => {
                 let service = service_fn(move |request| {
-                    handle(
-                        Arc::clone(&plane),
-                        Arc::clone(&info),
-                        request,
-                        FieldsAs::Map,
-                    )
+                    handle(Arc::clone(&plane), Arc::clone(&info), request)
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
