@@ -36,23 +36,47 @@ const SET_BY_PROXY: [HeaderName; 6] = [
     CLIENT_SUBJECT,
 ];
 
-/// Whether a name, in any case, is in [`HOP_BY_HOP`] or [`SET_BY_PROXY`]:
-/// by length first, so that most names are told apart without comparing
-/// their bytes to fourteen others.
-fn hop_by_hop_or_set_by_proxy(name: &[u8]) -> bool {
-    let is = |known: &str| name.eq_ignore_ascii_case(known.as_bytes());
-    match name.len() {
-        2 => is("te"),
-        4 => is("host"),
-        7 => is("trailer"),
-        10 => is("connection") || is("keep-alive"),
-        15 => is("x-forwarded-for"),
-        16 => is("proxy-connection") || is("x-forwarded-host"),
-        17 => is("transfer-encoding") || is("x-forwarded-proto"),
-        18 => is("proxy-authenticate"),
-        19 => is("proxy-authorization") || is("x-portcullis-tenant"),
-        27 => is("x-portcullis-client-subject"),
-        _ => false,
+/// What a field's name makes it, for the fields the proxy treats apart:
+/// read from the name as written, in any case, without building a
+/// `HeaderName` (by length first, so that most names are told apart without
+/// comparing their bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Known {
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    Upgrade,
+    Date,
+    /// Any other field in [`HOP_BY_HOP`].
+    HopByHop,
+    /// A field in [`SET_BY_PROXY`].
+    SetByProxy,
+    Other,
+}
+
+impl Known {
+    pub(crate) fn of(name: &[u8]) -> Self {
+        let is = |known: &str| name.eq_ignore_ascii_case(known.as_bytes());
+        match name.len() {
+            2 if is("te") => Self::HopByHop,
+            4 if is("date") => Self::Date,
+            4 if is("host") => Self::SetByProxy,
+            7 if is("trailer") => Self::HopByHop,
+            7 if is("upgrade") => Self::Upgrade,
+            10 if is("connection") => Self::Connection,
+            10 if is("keep-alive") => Self::HopByHop,
+            14 if is("content-length") => Self::ContentLength,
+            15 if is("x-forwarded-for") => Self::SetByProxy,
+            16 if is("proxy-connection") => Self::HopByHop,
+            16 if is("x-forwarded-host") => Self::SetByProxy,
+            17 if is("transfer-encoding") => Self::TransferEncoding,
+            17 if is("x-forwarded-proto") => Self::SetByProxy,
+            18 if is("proxy-authenticate") => Self::HopByHop,
+            19 if is("proxy-authorization") => Self::HopByHop,
+            19 if is("x-portcullis-tenant") => Self::SetByProxy,
+            27 if is("x-portcullis-client-subject") => Self::SetByProxy,
+            _ => Self::Other,
+        }
     }
 }
 
@@ -214,12 +238,16 @@ impl<'a> RequestRewrite<'a> {
     /// [`Self::forwards`] for a name as the client wrote it, in any case.
     pub(crate) fn forwards_name(&self, name: &[u8]) -> bool {
         let is = |known: &HeaderName| name.eq_ignore_ascii_case(known.as_str().as_bytes());
-        if name.eq_ignore_ascii_case(b"upgrade") {
-            return self.keep_upgrade;
+        match Known::of(name) {
+            Known::Upgrade => self.keep_upgrade,
+            Known::Connection | Known::TransferEncoding | Known::HopByHop | Known::SetByProxy => {
+                false
+            }
+            Known::ContentLength | Known::Date | Known::Other => {
+                !(self.route_headers.iter().any(|(set, _)| is(set))
+                    || self.connection_named.iter().any(is))
+            }
         }
-        !(hop_by_hop_or_set_by_proxy(name)
-            || self.route_headers.iter().any(|(set, _)| is(set))
-            || self.connection_named.iter().any(is))
     }
 
     /// The fields the proxy sets, written after the client's.
@@ -434,6 +462,33 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_known_name_is_known_in_any_case_and_the_lists_agree() {
+        let (hop, set) = (HOP_BY_HOP, SET_BY_PROXY);
+        for (names, expected) in [
+            (&hop[..], Known::HopByHop),
+            (&set[..], Known::SetByProxy),
+            (&[header::UPGRADE][..], Known::Upgrade),
+            (&[header::DATE][..], Known::Date),
+            (&[header::CONTENT_LENGTH][..], Known::ContentLength),
+        ] {
+            for name in names {
+                let name = name.as_str();
+                let expected = match name {
+                    "connection" => Known::Connection,
+                    "transfer-encoding" => Known::TransferEncoding,
+                    _ => expected,
+                };
+                assert_eq!(Known::of(name.as_bytes()), expected, "{name}");
+                let upper = name.to_ascii_uppercase();
+                assert_eq!(Known::of(upper.as_bytes()), expected, "{upper}");
+            }
+        }
+        for other in ["accept", "x-forwarded-fo", "hosts", "dates", "tf", "cookie"] {
+            assert_eq!(Known::of(other.as_bytes()), Known::Other, "{other}");
         }
     }
 

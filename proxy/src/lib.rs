@@ -33,6 +33,7 @@ mod reconciler;
 mod route_plan;
 mod route_table;
 mod sni_resolver;
+mod span;
 mod upstream;
 mod worker;
 
@@ -184,7 +185,7 @@ pub mod bench_support {
     /// the scratch space a connection keeps between responses.
     #[derive(Debug, Default)]
     pub struct ResponseHeadParser {
-        fields: Vec<crate::h1::Field>,
+        fields: Vec<crate::span::Field>,
     }
 
     impl ResponseHeadParser {

@@ -21,20 +21,7 @@ use http::{HeaderValue, Version};
 use http_body::{Body, Frame, SizeHint};
 
 use crate::headers;
-
-/// Where a part of a head lies in its bytes.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Span(pub(crate) usize, pub(crate) usize);
-
-impl Span {
-    pub(crate) fn of(self, bytes: &[u8]) -> &[u8] {
-        &bytes[self.0..self.1]
-    }
-
-    pub(crate) fn slice(self, bytes: &Bytes) -> Bytes {
-        bytes.slice(self.0..self.1)
-    }
-}
+use crate::span::{Field, Span};
 
 /// A plain request's header fields in its head's bytes, as the request's
 /// (empty) body.
@@ -42,7 +29,7 @@ impl Span {
 pub(crate) struct PlainFields {
     head: Bytes,
     /// Each field's name and value, in the order sent.
-    fields: Vec<(Span, Span)>,
+    fields: Vec<Field>,
     /// The first `Host` field's value.
     host: Option<Span>,
     /// The connection closes after the answer (`Connection: close`, or
@@ -53,15 +40,15 @@ pub(crate) struct PlainFields {
 impl PlainFields {
     /// The fields at `fields` in `head`, as httparse found them: each name a
     /// token, each value free of control characters.
-    pub(crate) fn new(head: Bytes, fields: Vec<(Span, Span)>, version: Version) -> Self {
+    pub(crate) fn new(head: Bytes, fields: Vec<Field>, version: Version) -> Self {
         let host = fields
             .iter()
-            .find(|(name, _)| name.of(&head).eq_ignore_ascii_case(b"host"))
-            .map(|&(_, value)| value);
+            .find(|field| field.name.of(&head).eq_ignore_ascii_case(b"host"))
+            .map(|field| field.value);
         let connection = fields
             .iter()
-            .filter(|(name, _)| name.of(&head).eq_ignore_ascii_case(b"connection"))
-            .map(|(_, value)| value.of(&head));
+            .filter(|field| field.name.of(&head).eq_ignore_ascii_case(b"connection"))
+            .map(|field| field.value.of(&head));
         let closes = crate::close_notify::closes_after(version, connection);
         Self {
             head,
@@ -75,7 +62,7 @@ impl PlainFields {
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.fields
             .iter()
-            .map(|(name, value)| (name.of(&self.head), value.of(&self.head)))
+            .map(|field| (field.name.of(&self.head), field.value.of(&self.head)))
     }
 
     /// The values of the `Connection` fields.

@@ -48,7 +48,7 @@ pub(crate) struct Connection {
     /// The request head being written (its allocation is reused).
     write: Vec<u8>,
     /// Where the response head's fields are, while it is parsed.
-    fields: Vec<head::Field>,
+    fields: Vec<crate::span::Field>,
 }
 
 impl Connection {
@@ -186,7 +186,7 @@ impl Connection {
 /// Reads until a final response head is complete.
 async fn read_head(
     reader: &mut ReadHalf<'_>,
-    (buf, fields): (&mut BytesMut, &mut Vec<head::Field>),
+    (buf, fields): (&mut BytesMut, &mut Vec<crate::span::Field>),
     method: &Method,
     fields_as: FieldsAs,
 ) -> Result<ResponseHead, Error> {
@@ -282,7 +282,8 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
     head::parse_length(headers.get(header::CONTENT_LENGTH)?.as_bytes())
 }
 
-fn make_room(buf: &mut BytesMut) {
+/// Makes room for a read of `READ_SIZE` in `buf` when little is left.
+pub(crate) fn make_room(buf: &mut BytesMut) {
     if buf.capacity() - buf.len() < READ_SIZE / 4 {
         buf.reserve(READ_SIZE);
     }

@@ -7,8 +7,9 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{request, response, Method, StatusCode, Version};
 
 use super::Error;
-use crate::headers::{self, RequestRewrite};
+use crate::headers::{self, Known, RequestRewrite};
 use crate::plain_request::PlainFields;
+use crate::span::Field;
 
 /// Response header fields accepted from an upstream (hyper's default too).
 const MAX_HEADERS: usize = 100;
@@ -142,13 +143,6 @@ pub(crate) fn encode_fields<'a>(
     }
 }
 
-/// Where one header field sits in the head, by byte offsets.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Field {
-    name: (usize, usize),
-    value: (usize, usize),
-}
-
 /// Parses a response head from the front of `buf` and removes it from the
 /// buffer; `Ok(None)` when the head is not complete yet.
 ///
@@ -182,16 +176,13 @@ pub(crate) fn parse_response(
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
-    let base = buf.as_ptr() as usize;
     fields.clear();
-    fields.extend(parsed.headers.iter().map(|header| {
-        let name = header.name.as_ptr() as usize - base;
-        let value = header.value.as_ptr() as usize - base;
-        Field {
-            name: (name, name + header.name.len()),
-            value: (value, value + header.value.len()),
-        }
-    }));
+    fields.extend(
+        parsed
+            .headers
+            .iter()
+            .map(|header| Field::within(buf, header)),
+    );
     let head = buf.split_to(length).freeze();
     let status = StatusCode::from_u16(code).map_err(|_| Error::Status(code))?;
     // A 101's fields go to hyper's upgrade; a `Connection` naming more
@@ -202,36 +193,6 @@ pub(crate) fn parse_response(
         }
     }
     build(head, fields, status, version, method).map(Some)
-}
-
-/// The kinds of response field the forwarder treats apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    ContentLength,
-    TransferEncoding,
-    Connection,
-    /// Another hop-by-hop field (RFC 9110 §7.6.1), or `Upgrade`.
-    HopByHop,
-    Date,
-    Other,
-}
-
-/// The kind of a field by its name, without building a `HeaderName`.
-fn kind(name: &[u8]) -> Kind {
-    let is = |known: &str| name.eq_ignore_ascii_case(known.as_bytes());
-    match name.len() {
-        2 if is("te") => Kind::HopByHop,
-        4 if is("date") => Kind::Date,
-        7 if is("trailer") || is("upgrade") => Kind::HopByHop,
-        10 if is("connection") => Kind::Connection,
-        10 if is("keep-alive") => Kind::HopByHop,
-        14 if is("content-length") => Kind::ContentLength,
-        16 if is("proxy-connection") => Kind::HopByHop,
-        17 if is("transfer-encoding") => Kind::TransferEncoding,
-        18 if is("proxy-authenticate") => Kind::HopByHop,
-        19 if is("proxy-authorization") => Kind::HopByHop,
-        _ => Kind::Other,
-    }
 }
 
 /// The head with its fields as [`FieldLines`]; `None` when its `Connection`
@@ -250,26 +211,27 @@ fn lines(
     let mut seen = Seen::default();
     let mut dated = false;
     for field in fields {
-        let name = &head[field.name.0..field.name.1];
-        let value = &head[field.value.0..field.value.1];
-        match kind(name) {
-            Kind::ContentLength => {
+        let name = field.name.of(head);
+        let value = field.value.of(head);
+        match Known::of(name) {
+            Known::ContentLength => {
                 seen.content_length(value)?;
                 continue;
             }
-            Kind::TransferEncoding => {
+            Known::TransferEncoding => {
                 seen.transfer_encoding(value);
                 continue;
             }
-            Kind::Connection => {
+            Known::Connection => {
                 if seen.connection(value) {
                     return Ok(None);
                 }
                 continue;
             }
-            Kind::HopByHop => continue,
-            Kind::Date => dated = true,
-            Kind::Other => {}
+            // Not on a 101, which keeps the map.
+            Known::Upgrade | Known::HopByHop => continue,
+            Known::Date => dated = true,
+            Known::SetByProxy | Known::Other => {}
         }
         lines.extend_from_slice(name);
         lines.extend_from_slice(b": ");
@@ -369,9 +331,8 @@ fn build(
     let mut seen = Seen::default();
     let mut named = false;
     for field in fields {
-        let name = HeaderName::from_bytes(&head[field.name.0..field.name.1])
-            .map_err(|_| Error::HeaderName)?;
-        let raw = head.slice(field.value.0..field.value.1);
+        let name = HeaderName::from_bytes(field.name.of(&head)).map_err(|_| Error::HeaderName)?;
+        let raw = field.value.slice(&head);
         if name == header::CONTENT_LENGTH {
             seen.content_length(&raw)?;
         } else if name == header::TRANSFER_ENCODING {
@@ -394,11 +355,10 @@ fn build(
         // `Connection` lists more hop-by-hop fields (rare): put it back and
         // let the forwarder's own hop-by-hop strip remove what it names.
         for field in fields {
-            let name = &head[field.name.0..field.name.1];
+            let name = field.name.of(&head);
             if name.eq_ignore_ascii_case(b"connection") {
-                let value =
-                    HeaderValue::from_maybe_shared(head.slice(field.value.0..field.value.1))
-                        .map_err(|_| Error::HeaderValue)?;
+                let value = HeaderValue::from_maybe_shared(field.value.slice(&head))
+                    .map_err(|_| Error::HeaderValue)?;
                 map.append(header::CONNECTION, value);
             }
         }

@@ -14,10 +14,10 @@ mod connection;
 mod head;
 
 pub(crate) use body::UpstreamBody;
-pub(crate) use connection::{request_framing, ConnectError, Connection};
+pub(crate) use connection::{make_room, request_framing, ConnectError, Connection};
 pub(crate) use head::{
-    encode_plain_request, encode_request, parse_response, Field, FieldLines, FieldsAs,
-    RequestFraming, ResponseHead,
+    encode_plain_request, encode_request, parse_response, FieldLines, FieldsAs, RequestFraming,
+    ResponseHead,
 };
 
 /// A request body's error, whatever the body.

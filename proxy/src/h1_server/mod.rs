@@ -42,8 +42,6 @@ use request::Head;
 use response::{Asked, Framing};
 pub(crate) use rewind::Rewind;
 
-/// Room made in the read buffer before each read.
-const READ_SIZE: usize = 8 * 1024;
 /// A head still incomplete past this size goes to hyper, which enforces its
 /// own limits (and answers 431).
 const MAX_HEAD: usize = 16 * 1024;
@@ -71,14 +69,13 @@ pub(crate) async fn serve<I>(
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut buf = BytesMut::with_capacity(READ_SIZE);
+    let mut buf = BytesMut::new();
     let mut out = Vec::new();
-    let mut scratch = request::Scratch::default();
     let mut answered = false;
     loop {
         let request = loop {
             if !buf.is_empty() {
-                match request::parse(&mut buf, &mut scratch) {
+                match request::parse(&mut buf) {
                     Head::Plain(request) => break request,
                     Head::Other => return Served::ToHyper(buf.freeze()),
                     Head::Partial if buf.len() > MAX_HEAD => return Served::ToHyper(buf.freeze()),
@@ -147,9 +144,7 @@ enum Read {
 /// Reads more of the next head; `idle` when nothing of it has arrived yet
 /// after an answer, so that a draining worker may close the connection.
 async fn read_more<I: AsyncRead + Unpin>(io: &mut I, buf: &mut BytesMut, idle: bool) -> Read {
-    if buf.capacity() - buf.len() < READ_SIZE / 4 {
-        buf.reserve(READ_SIZE);
-    }
+    crate::h1::make_room(buf);
     poll_fn(|cx| {
         // Checked at each wake-up: the drain wakes every watched connection.
         if idle && crate::idle_watch::draining() {
@@ -180,9 +175,7 @@ where
             return Poll::Ready(Some(answer));
         }
         if buf.is_empty() {
-            if buf.capacity() < READ_SIZE / 4 {
-                buf.reserve(READ_SIZE);
-            }
+            crate::h1::make_room(buf);
             match tokio_util::io::poll_read_buf(std::pin::Pin::new(&mut *io), cx, buf) {
                 Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(None),
                 Poll::Ready(Ok(_)) | Poll::Pending => {}

@@ -5,7 +5,8 @@ use std::mem::MaybeUninit;
 use bytes::BytesMut;
 use http::{Method, Request, Uri, Version};
 
-use crate::plain_request::{PlainFields, Span};
+use crate::plain_request::PlainFields;
+use crate::span::{Field, Span};
 
 /// Header fields accepted in a request head (hyper's default too, so that a
 /// head refused here is refused by hyper in the same way).
@@ -27,15 +28,6 @@ pub(super) enum Head {
     Other,
 }
 
-/// Scratch space kept with the connection, so that a head that is not
-/// taken allocates nothing.
-#[derive(Debug, Default)]
-pub(super) struct Scratch {
-    /// Where each field's name and value lie in the head; handed on with
-    /// a request that is taken.
-    fields: Vec<(Span, Span)>,
-}
-
 /// Parses the request head at the front of `buf`.
 ///
 /// A head is taken only when its request has no body and asks for nothing
@@ -46,7 +38,7 @@ pub(super) struct Scratch {
 /// two ways (the stuff of request smuggling), is read here.
 ///
 /// The request's fields stay in the head's bytes (see [`PlainFields`]).
-pub(super) fn parse(buf: &mut BytesMut, scratch: &mut Scratch) -> Head {
+pub(super) fn parse(buf: &mut BytesMut) -> Head {
     let mut raw = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut []);
     let length = match httparse::ParserConfig::default().parse_request_with_uninit_headers(
@@ -68,20 +60,12 @@ pub(super) fn parse(buf: &mut BytesMut, scratch: &mut Scratch) -> Head {
     if method == Method::CONNECT || !target.starts_with('/') {
         return Head::Other;
     }
-    let base = buf.as_ptr() as usize;
-    let span = |bytes: &[u8]| {
-        let start = bytes.as_ptr() as usize - base;
-        Span(start, start + bytes.len())
-    };
-    let target = span(target.as_bytes());
-    let fields = &mut scratch.fields;
-    fields.clear();
-    fields.extend(
-        parsed
-            .headers
-            .iter()
-            .map(|field| (span(field.name.as_bytes()), span(field.value))),
-    );
+    let target = Span::within(buf, target.as_bytes());
+    let fields: Vec<Field> = parsed
+        .headers
+        .iter()
+        .map(|header| Field::within(buf, header))
+        .collect();
     let version = if minor == 0 {
         Version::HTTP_10
     } else {
@@ -91,7 +75,7 @@ pub(super) fn parse(buf: &mut BytesMut, scratch: &mut Scratch) -> Head {
     // Checked on the raw bytes first, so that a head left to hyper stays
     // in the buffer untouched.
     let mut lengths = 0;
-    for (name, value) in fields.iter() {
+    for Field { name, value } in &fields {
         let name = name.of(buf);
         if name.eq_ignore_ascii_case(b"content-length") {
             lengths += 1;
@@ -115,7 +99,7 @@ pub(super) fn parse(buf: &mut BytesMut, scratch: &mut Scratch) -> Head {
         *buf = restored;
         return Head::Other;
     };
-    let fields = PlainFields::new(head, std::mem::take(&mut scratch.fields), version);
+    let fields = PlainFields::new(head, fields, version);
     let mut request = Request::new(fields);
     *request.method_mut() = method;
     *request.uri_mut() = uri;

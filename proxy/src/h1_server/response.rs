@@ -87,18 +87,7 @@ pub(super) fn encode_head(
     for (name, value) in &parts.headers {
         match *name {
             header::CONTENT_LENGTH => {
-                let Some(declared) = parse_length(value.as_bytes()) else {
-                    return Err(Invalid);
-                };
-                if length.is_some_and(|seen| seen != declared) {
-                    return Err(Invalid);
-                }
-                // An answer whose body has already ended keeps its length
-                // only for HEAD (the length a GET would have had).
-                if length.is_none() && (body.is_some() || asked.head_only) {
-                    write_field(out, b"content-length", value.as_bytes());
-                }
-                length = Some(declared);
+                declare(&mut length, parse_length(value.as_bytes()))?;
                 continue;
             }
             header::CONNECTION => {
@@ -116,20 +105,19 @@ pub(super) fn encode_head(
     if let Some(lines) = lines {
         out.extend_from_slice(&lines.lines);
         dated |= lines.dated;
-        if let Some(declared) = lines.content_length {
-            if length.is_some_and(|seen| seen != declared) {
-                return Err(Invalid);
-            }
-            if length.is_none() && (body.is_some() || asked.head_only) {
-                write_field(out, b"content-length", itoa(declared, &mut [0; 20]));
-            }
-            length = Some(declared);
+        if lines.content_length.is_some() {
+            declare(&mut length, lines.content_length)?;
         }
     }
     let has_body = !(asked.head_only || no_content);
+    // An answer whose body has already ended keeps its declared length only
+    // for HEAD (the length a GET would have had).
     let declared = length.filter(|_| body.is_some() || asked.head_only);
     let framing = match (declared, body.map(SizeHint::exact)) {
-        (Some(declared), _) => Framing::Length(declared),
+        (Some(declared), _) => {
+            write_field(out, b"content-length", itoa(declared, &mut [0; 20]));
+            Framing::Length(declared)
+        }
         (None, Some(None)) if asked.http10 || !has_body => Framing::UntilClose,
         (None, Some(None)) => {
             write_field(out, b"transfer-encoding", b"chunked");
@@ -171,6 +159,17 @@ pub(super) fn encode_head(
         framing,
         keep_alive,
     })
+}
+
+/// Notes a declared `Content-Length`; a missing or different second one
+/// makes the answer invalid.
+fn declare(length: &mut Option<u64>, declared: Option<u64>) -> Result<(), Invalid> {
+    let declared = declared.ok_or(Invalid)?;
+    if length.is_some_and(|seen| seen != declared) {
+        return Err(Invalid);
+    }
+    *length = Some(declared);
+    Ok(())
 }
 
 fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
