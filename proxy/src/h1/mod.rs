@@ -16,8 +16,8 @@ mod head;
 pub(crate) use body::UpstreamBody;
 pub(crate) use connection::{make_room, request_framing, ConnectError, Connection};
 pub(crate) use head::{
-    encode_plain_request, encode_request, parse_response, FieldLines, FieldsAs, RequestFraming,
-    ResponseHead,
+    encode_plain_request, encode_request, parse_length, parse_response, FieldLines, FieldsAs,
+    RequestFraming, ResponseHead,
 };
 
 /// A request body's error, whatever the body.

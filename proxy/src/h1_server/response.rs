@@ -87,11 +87,12 @@ pub(super) fn encode_head(
     for (name, value) in &parts.headers {
         match *name {
             header::CONTENT_LENGTH => {
-                declare(&mut length, parse_length(value.as_bytes()))?;
+                declare(&mut length, crate::h1::parse_length(value.as_bytes()))?;
                 continue;
             }
             header::CONNECTION => {
-                if has_close(value.as_bytes()) {
+                let mut tokens = crate::headers::tokens(std::iter::once(value.as_bytes()));
+                if tokens.any(|token| token.eq_ignore_ascii_case("close")) {
                     keep_alive = false;
                 }
                 continue;
@@ -177,21 +178,6 @@ fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
-}
-
-fn has_close(value: &[u8]) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
-}
-
-fn parse_length(value: &[u8]) -> Option<u64> {
-    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    value.iter().try_fold(0u64, |n, &d| {
-        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })
 }
 
 /// `n` in decimal, written at the end of `scratch`.
