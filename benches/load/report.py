@@ -37,6 +37,10 @@ def rows(certs):
         ("New TLS connections/s, full handshake (1 request each)", "full_rps", HIGHER, ("ratio", 1.2), 1, "{:,.0f}"),
         ("Proxy CPU per request, HTTP/1.1 (µs)", "h1_cpu_us", LOWER, ("ratio", 0.8), 1, "{:.1f}"),
         ("Proxy CPU per request, HTTP/2 (µs)", "h2_cpu_us", LOWER, ("ratio", 0.8), 1, "{:.1f}"),
+        ("… of which user space, HTTP/1.1 (µs)", "h1_user_us", LOWER, None, 1, "{:.1f}"),
+        ("… of which kernel, HTTP/1.1 (µs)", "h1_sys_us", LOWER, None, 1, "{:.1f}"),
+        ("… of which user space, HTTP/2 (µs)", "h2_user_us", LOWER, None, 1, "{:.1f}"),
+        ("… of which kernel, HTTP/2 (µs)", "h2_sys_us", LOWER, None, 1, "{:.1f}"),
         ("Proxy CPU per ticket resumption + request (µs)", "resumed_cpu_us", LOWER, None, 1, "{:.0f}"),
         ("Proxy CPU per session-ID resumption + request (µs)", "resumed_id_cpu_us", LOWER, None, 1, "{:.0f}"),
         ("Proxy CPU per full handshake + request (µs)", "full_cpu_us", LOWER, ("ratio", 0.5), 1, "{:.0f}"),
@@ -278,7 +282,11 @@ def main():
         "- Proxy CPU: user+system time of the proxy's processes from /proc/<pid>/stat"
         " (including reaped children) over the run, divided by the requests wrk or"
         " h2load completed. `backend direct` is the backend hit without a proxy"
-        " (plain HTTP, same wrk command): the ceiling, and its own CPU per request.",
+        " (plain HTTP, same wrk command): the ceiling, and its own CPU per request."
+        " The `of which` rows split the keep-alive rows into user and system time:"
+        " the system part is mostly the kernel's TCP work over loopback (a send also"
+        " runs the receiver's side of it), which every proxy does the same amount of"
+        " per request; the user part is where the proxies' own code differs.",
         "- Memory: the sum of the proxy's processes' PSS (/proc/<pid>/smaps_rollup),"
         " so forked workers' shared pages count once; peak sampled every 0.25 s during"
         " the load runs; idle after start with the one certificate, and again after a"

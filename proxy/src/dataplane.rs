@@ -292,9 +292,12 @@ impl DataPlane {
         self.https_port
     }
 
-    /// The TLS configuration of `websecure`: TLS 1.2 and 1.3, ALPN h2 and
-    /// http/1.1 (plus `acme-tls/1` for validation), certificates by SNI from
-    /// the swapped store, session tickets for resumption.
+    /// The TLS configuration of `websecure`: TLS 1.2 and 1.3, ALPN h2,
+    /// http/1.1 and http/1.0 (plus `acme-tls/1` for validation), certificates
+    /// by SNI from the swapped store, session tickets for resumption.
+    /// `http/1.0` is listed because a client that offers only that (`curl
+    /// --http1.0`) would otherwise get a fatal `no_application_protocol`
+    /// alert; the HTTP/1 server answers it like any HTTP/1.0 request.
     pub fn server_config(&self) -> Result<Arc<ServerConfig>, Error> {
         let resolver = SniResolver::new(Arc::clone(&self.certs), Arc::clone(&self.challenges));
         let provider = Arc::new(crate::server_crypto_provider(&self.provider));
@@ -302,7 +305,12 @@ impl DataPlane {
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
             .with_client_cert_verifier(Arc::clone(&self.client_auth) as _)
             .with_cert_resolver(Arc::new(resolver));
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
+        config.alpn_protocols = vec![
+            b"h2".to_vec(),
+            b"http/1.1".to_vec(),
+            b"http/1.0".to_vec(),
+            ACME_TLS_ALPN.to_vec(),
+        ];
         // Our preference, not the client's: OpenSSL clients list
         // AES_256_GCM_SHA384 first, whose SHA-384 key schedule costs a full
         // handshake more than the whole X25519 exchange on CPUs where aws-lc

@@ -14,6 +14,18 @@ fn routes(backend: &Backend) -> String {
     route_toml("app", &["app.test"], &[&backend.upstream()], "")
 }
 
+/// A raw TLS connection to `app.test` offering one ALPN protocol.
+async fn tls_to(
+    server: &Server,
+    pki: &Pki,
+    alpn: &[u8],
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(server.websecure).await?;
+    let connector = tokio_rustls::TlsConnector::from(pki.client_config(&[alpn], None));
+    let name = rustls_pki_types::ServerName::try_from("app.test").unwrap();
+    connector.connect(name, tcp).await
+}
+
 #[tokio::test]
 async fn plain_requests_and_requests_with_bodies_share_one_connection() {
     let pki = Pki::new("Test CA");
@@ -60,10 +72,7 @@ async fn pipelined_requests_over_tls_are_answered_in_order() {
     let pki = Pki::new("Test CA");
     let backend = Backend::start("app").await;
     let server = https_server(&pki, &routes(&backend), &["app.test"]).await;
-    let tcp = TcpStream::connect(server.websecure).await.unwrap();
-    let connector = tokio_rustls::TlsConnector::from(pki.client_config(&[b"http/1.1"], None));
-    let name = rustls_pki_types::ServerName::try_from("app.test").unwrap();
-    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let mut tls = tls_to(&server, &pki, b"http/1.1").await.unwrap();
     tls.write_all(
         b"GET /one HTTP/1.1\r\nhost: app.test\r\n\r\n\
           HEAD /two HTTP/1.1\r\nhost: app.test\r\n\r\n\
@@ -83,4 +92,30 @@ async fn pipelined_requests_over_tls_are_answered_in_order() {
     assert!(one < three, "{seen}");
     assert!(!seen.contains("\"/two\""), "HEAD has no body: {seen}");
     assert!(seen.ends_with('}') || seen.ends_with("}\n"), "{seen}");
+}
+
+/// `curl --http1.0` offers ALPN `http/1.0` and nothing else; refusing it
+/// (the TLS `no_application_protocol` alert) would lock such clients out, as
+/// nginx and haproxy do not.
+#[tokio::test]
+async fn a_client_offering_only_http_1_0_by_alpn_is_served() {
+    let pki = Pki::new("Test CA");
+    let backend = Backend::start("app").await;
+    let server = https_server(&pki, &routes(&backend), &["app.test"]).await;
+    let mut tls = tls_to(&server, &pki, b"http/1.0")
+        .await
+        .expect("the handshake accepts ALPN http/1.0");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.0"[..]));
+    tls.write_all(b"GET /old HTTP/1.0\r\nhost: app.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut seen))
+        .await
+        .expect("an HTTP/1.0 request without keep-alive ends its connection")
+        .expect("a clean TLS close");
+    let seen = String::from_utf8_lossy(&seen);
+    assert!(seen.starts_with("HTTP/1.0 200 OK\r\n"), "{seen}");
+    assert!(seen.contains("\"/old\""), "{seen}");
+    assert_eq!(backend.hits.load(Ordering::SeqCst), 1);
 }
