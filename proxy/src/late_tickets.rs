@@ -96,7 +96,14 @@ impl LateTickets {
                 return Poll::Ready(Ok(of_bufs));
             }
         }
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        match bufs {
+            // The usual case, one response's records in one slice: `send`
+            // rather than `writev`, whose vectored path copies in and checks
+            // an iovec array and runs the VFS write hooks (about 0.2 µs a
+            // call on loopback here, 1 % of a keep-alive request).
+            [one] => Pin::new(&mut self.io).poll_write(cx, one),
+            _ => Pin::new(&mut self.io).poll_write_vectored(cx, bufs),
+        }
     }
 }
 
