@@ -68,8 +68,10 @@ pub(crate) enum FieldsAs {
 #[derive(Debug, Clone)]
 pub(crate) struct FieldLines {
     /// `name: value\r\n` for each field passed on: hop-by-hop fields and
-    /// `Content-Length` are left out, names keep the upstream's case.
-    pub lines: Bytes,
+    /// `Content-Length` are left out, names keep the upstream's case. A
+    /// `Vec`, not `Bytes`: a `Bytes` made from a buffer with spare capacity
+    /// allocates its shared header, one more allocation per response.
+    pub lines: Vec<u8>,
     /// The upstream's `Content-Length`.
     pub content_length: Option<u64>,
     /// A `Date` is among the lines.
@@ -207,7 +209,7 @@ fn lines(
     version: Version,
     method: &Method,
 ) -> Result<Option<ResponseHead>, Error> {
-    let mut lines = BytesMut::with_capacity(head.len());
+    let mut lines = Vec::with_capacity(head.len());
     let mut seen = Seen::default();
     let mut dated = false;
     for field in fields {
@@ -247,7 +249,7 @@ fn lines(
         framing,
         keep_alive,
         lines: Some(Box::new(FieldLines {
-            lines: lines.freeze(),
+            lines,
             content_length: seen.content_length,
             dated,
         })),
