@@ -285,8 +285,9 @@ def main():
         " (plain HTTP, same wrk command): the ceiling, and its own CPU per request."
         " The `of which` rows split the keep-alive rows into user and system time:"
         " the system part is mostly the kernel's TCP work over loopback (a send also"
-        " runs the receiver's side of it), which every proxy does the same amount of"
-        " per request; the user part is where the proxies' own code differs.",
+        " runs the receiver's side of it), which differs less between the proxies"
+        " than the user part, as every proxy here sends and receives the same four"
+        " TCP segments per HTTP/1.1 request.",
         "- Memory: the sum of the proxy's processes' PSS (/proc/<pid>/smaps_rollup),"
         " so forked workers' shared pages count once; peak sampled every 0.25 s during"
         " the load runs; idle after start with the one certificate, and again after a"
