@@ -62,14 +62,10 @@ impl Listeners {
     /// in-flight requests up to `drain` to finish.
     ///
     /// Connections are served by [`DataPlane::workers`] threads, each with its
-    /// own single-threaded runtime and its own two sockets on the two
-    /// addresses (SO_REUSEPORT). A connection lives on the worker that
-    /// accepted it, with the upstream connections it uses (see
-    /// [`crate::worker`]). The kernel spreads new connections evenly over the
-    /// workers by their addresses, so long-lived ones (keep-alive, HTTP/2)
-    /// end up evenly split; from one shared socket, whichever worker was
-    /// awake took them, and one worker could end up with four times the
-    /// other's share of a benchmark's 64 connections.
+    /// own single-threaded runtime, accepting from the same two sockets. A
+    /// connection lives on the worker that accepted it, with the upstream
+    /// connections it uses (see [`crate::worker`]); an idle worker reaches
+    /// the accept queue first, which spreads new connections by load.
     pub async fn serve(
         self,
         plane: Arc<DataPlane>,
@@ -87,18 +83,11 @@ impl Listeners {
         let mut finished = Vec::new();
         let mut listening = Vec::new();
         let (failed, mut failures) = mpsc::unbounded_channel();
-        // One pair of sockets per worker, all on the same two addresses
-        // (SO_REUSEPORT): the kernel hands each new connection to one of
-        // them. On one shared socket every idle worker was woken by each new
-        // connection and all but one went back to sleep empty-handed (with
-        // two workers, 1.9 `accept` calls and 2.8 context switches per
-        // one-request connection, against 1.6 and 2.2 now).
-        let mut sockets = vec![(web, websecure)];
-        for _ in 1..shared.plane.workers() {
-            let (web, websecure) = &sockets[0];
-            sockets.push((twin(web)?, twin(websecure)?));
-        }
-        for (index, sockets) in sockets.into_iter().enumerate() {
+        for index in 0..shared.plane.workers() {
+            let sockets = (
+                web.try_clone().map_err(socket_error)?,
+                websecure.try_clone().map_err(socket_error)?,
+            );
             let (done, finished_rx) = oneshot::channel::<()>();
             let failed = failed.clone();
             let (closed, closed_rx) = oneshot::channel();
@@ -124,7 +113,8 @@ impl Listeners {
             finished.push(finished_rx);
             listening.push(closed_rx);
         }
-        drop(failed);
+        // The workers hold their own copies of the sockets.
+        drop((web, websecure, failed));
         let mut first_error = None;
         tokio::select! {
             () = shutdown => {}
@@ -146,12 +136,6 @@ impl Listeners {
         }
         first_error.map_or(Ok(()), Err)
     }
-}
-
-/// Another listening socket on the address of `listener`, for one more
-/// worker.
-fn twin(listener: &std::net::TcpListener) -> Result<std::net::TcpListener, Error> {
-    listener.local_addr().and_then(listen).map_err(socket_error)
 }
 
 fn socket_error(source: std::io::Error) -> Error {
@@ -245,46 +229,25 @@ impl Worker {
 }
 
 async fn bind(entrypoint: &'static str, address: SocketAddr) -> Result<TcpListener, Error> {
-    let error = |source| Error::Bind {
-        entrypoint,
-        address,
-        source,
-    };
-    // Each worker gets its own socket on this address (see `Listeners::serve`),
-    // so the first one is opened to them with SO_REUSEPORT. That would also
-    // let a second Portcullis of the same user bind here and silently share
-    // the traffic; a socket without it is tried first, which fails if anyone
-    // holds the port, as before.
-    if address.port() != 0 {
-        drop(std::net::TcpListener::bind(address).map_err(error)?);
-    }
-    let listener = listen(address).map_err(error)?;
-    TcpListener::from_std(listener).map_err(error)
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|source| Error::Bind {
+            entrypoint,
+            address,
+            source,
+        })?;
+    // Responses leave in small writes that must not wait for an ACK. Linux
+    // copies TCP_NODELAY to every accepted socket, which saves a
+    // `setsockopt` per connection (see `accept_loop`).
+    #[cfg(target_os = "linux")]
+    socket2::SockRef::from(&listener)
+        .set_nodelay(true)
+        .map_err(|source| Error::Serve {
+            what: "listener (TCP_NODELAY)",
+            source,
+        })?;
+    Ok(listener)
 }
-
-/// A listening socket on `address` that more sockets may join
-/// (SO_REUSEPORT), with TCP_NODELAY, which Linux copies to every accepted
-/// socket: responses leave in small writes that must not wait for an ACK,
-/// and this saves a `setsockopt` per connection (see `accept_loop`).
-fn listen(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(
-        Domain::for_address(address),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )?;
-    socket.set_reuse_address(true)?;
-    #[cfg(unix)]
-    socket.set_reuse_port(true)?;
-    socket.set_nodelay(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&address.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
-    Ok(socket.into())
-}
-
-/// Connections the kernel may queue per listening socket before `accept`.
-const LISTEN_BACKLOG: i32 = 1024;
 
 async fn accept_loop(
     listener: &TcpListener,
@@ -313,9 +276,9 @@ async fn accept_loop(
             Entrypoint::Websecure => tokio::spawn(connection.serve_tls(stream)),
             Entrypoint::Web => tokio::spawn(connection.serve_plain(stream)),
         };
-        // Start on the connection before taking another: its first bytes
-        // (a ClientHello) are usually waiting, and are answered before the
-        // next accept rather than after a whole burst of them.
+        // Start on the connection before taking another, so that a burst of
+        // connections is shared with the other workers instead of queueing
+        // behind this one.
         tokio::task::yield_now().await;
     }
 }
@@ -449,92 +412,23 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[cfg(test)]
 mod tests {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
     use super::*;
-
-    /// Both entrypoints on loopback, on ports the system picks.
-    async fn loopback() -> Listeners {
-        let any = SocketAddr::from(([127, 0, 0, 1], 0));
-        Listeners::bind(any, any).await.unwrap()
-    }
 
     /// Nagle's algorithm would hold a response's last small write until the
     /// client ACKs the previous one (40 ms with delayed ACKs).
     #[tokio::test]
     async fn accepted_connections_send_small_writes_at_once() {
-        let listeners = loopback().await;
+        let listeners = Listeners::bind(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+        )
+        .await
+        .unwrap();
         for listener in [&listeners.web, &listeners.websecure] {
             let address = listener.local_addr().unwrap();
             let _client = TcpStream::connect(address).await.unwrap();
             let (accepted, _) = listener.accept().await.unwrap();
             assert!(accepted.nodelay().unwrap(), "Nagle is on for {address}");
-        }
-    }
-
-    /// The workers' sockets share the port with SO_REUSEPORT, which would
-    /// also let a second server join it; the start must fail instead.
-    #[tokio::test]
-    async fn a_port_shared_by_another_servers_sockets_fails_the_bind() {
-        let held = listen(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
-        let address = held.local_addr().unwrap();
-        let error = Listeners::bind(address, SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(error, Error::Bind { entrypoint: "web", address: at, .. } if at == address),
-            "{error:?}"
-        );
-    }
-
-    /// Each worker listens on a socket of its own: every connection must be
-    /// answered whichever socket the kernel gives it to, and once the server
-    /// stops, none of them may still take connections.
-    #[tokio::test]
-    async fn every_workers_socket_is_served_and_all_close_at_shutdown() {
-        let listeners = loopback().await;
-        let web = listeners.web_addr();
-        let plane = DataPlane::new(crate::DataPlaneOptions {
-            access_log: false,
-            https_port: 443,
-            fallback: None,
-            unknown_host_status: http::StatusCode::NOT_FOUND,
-            workers: 4,
-            header_read_timeout: Duration::from_secs(30),
-        })
-        .unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(listeners.serve(
-            plane,
-            async {
-                let _ = stopped.await;
-            },
-            Duration::from_secs(1),
-        ));
-        // 64 connections over 4 sockets: each socket gets some of them
-        // unless the kernel's hash is most unusual ((3/4)^64 per socket).
-        for _ in 0..64 {
-            let answer = tokio::time::timeout(Duration::from_secs(5), async {
-                let mut client = TcpStream::connect(web).await.unwrap();
-                client
-                    .write_all(b"GET / HTTP/1.1\r\nhost: nowhere.test\r\nconnection: close\r\n\r\n")
-                    .await
-                    .unwrap();
-                let mut answer = Vec::new();
-                client.read_to_end(&mut answer).await.unwrap();
-                answer
-            })
-            .await
-            .expect("a connection was not served");
-            assert!(answer.starts_with(b"HTTP/1.1 404 "), "{answer:?}");
-        }
-        stop.send(()).unwrap();
-        server.await.unwrap().unwrap();
-        for _ in 0..16 {
-            assert!(
-                TcpStream::connect(web).await.is_err(),
-                "a socket still takes connections after shutdown"
-            );
         }
     }
 }
