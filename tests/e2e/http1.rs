@@ -26,6 +26,17 @@ async fn tls_to(
     connector.connect(name, tcp).await
 }
 
+/// Everything the server sends until it closes the connection cleanly;
+/// `why` says why it should close within the time allowed.
+async fn until_closed(tls: &mut tokio_rustls::client::TlsStream<TcpStream>, why: &str) -> String {
+    let mut seen = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut seen))
+        .await
+        .expect(why)
+        .expect("a clean TLS close");
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
 #[tokio::test]
 async fn plain_requests_and_requests_with_bodies_share_one_connection() {
     let pki = Pki::new("Test CA");
@@ -80,12 +91,7 @@ async fn pipelined_requests_over_tls_are_answered_in_order() {
     )
     .await
     .unwrap();
-    let mut seen = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut seen))
-        .await
-        .expect("the connection closes after the third answer")
-        .expect("a clean TLS close");
-    let seen = String::from_utf8_lossy(&seen);
+    let seen = until_closed(&mut tls, "the connection closes after the third answer").await;
     assert_eq!(seen.matches("HTTP/1.1 200 OK\r\n").count(), 3, "{seen}");
     let one = seen.find("\"/one\"").expect("first answer");
     let three = seen.find("\"/three\"").expect("third answer");
@@ -109,12 +115,11 @@ async fn a_client_offering_only_http_1_0_by_alpn_is_served() {
     tls.write_all(b"GET /old HTTP/1.0\r\nhost: app.test\r\n\r\n")
         .await
         .unwrap();
-    let mut seen = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut seen))
-        .await
-        .expect("an HTTP/1.0 request without keep-alive ends its connection")
-        .expect("a clean TLS close");
-    let seen = String::from_utf8_lossy(&seen);
+    let seen = until_closed(
+        &mut tls,
+        "an HTTP/1.0 request without keep-alive ends its connection",
+    )
+    .await;
     assert!(seen.starts_with("HTTP/1.0 200 OK\r\n"), "{seen}");
     assert!(seen.contains("\"/old\""), "{seen}");
     assert_eq!(backend.hits.load(Ordering::SeqCst), 1);
