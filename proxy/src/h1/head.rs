@@ -65,7 +65,7 @@ pub(crate) enum FieldsAs {
 /// An upstream's header fields as they are written to the client: what a
 /// server that writes its own heads needs, without a `HeaderMap` built from
 /// the head only to be written back out field by field.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct FieldLines {
     /// `name: value\r\n` for each field passed on: hop-by-hop fields and
     /// `Content-Length` are left out, names keep the upstream's case. A
