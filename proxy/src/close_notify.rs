@@ -9,7 +9,8 @@
 //! one write in three. Here the response handler marks the answer that ends the
 //! connection once its body is complete; [`EndingTls`] then leaves that
 //! answer's last bytes in rustls, queues `close_notify` behind them at the
-//! flush that follows, and sends both together.
+//! flush that follows, and sends both together, held by the kernel until the
+//! shutdown's FIN can travel in the same segment.
 //!
 //! Nothing is held across a flush: a flush always writes. The mark only
 //! decides whether `close_notify` joins that write, and it is set only for an
@@ -148,8 +149,10 @@ impl AsyncWrite for EndingTls {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.is_ending() {
+            let (io, session) = self.tls.get_mut();
             // Sent once however often this runs: rustls keeps track.
-            self.tls.get_mut().1.send_close_notify();
+            session.send_close_notify();
+            io.last_answer();
         }
         Pin::new(&mut self.tls).poll_flush(cx)
     }
