@@ -90,13 +90,15 @@ pub(crate) fn closes_after<'a>(
 /// A client's TLS stream that sends `close_notify` with the last answer.
 #[derive(Debug)]
 pub(crate) struct EndingTls {
-    tls: TlsStream<LateTickets>,
+    /// Boxed: a TLS stream is over a kilobyte, and the futures serving a
+    /// connection move it from one to the next.
+    tls: Box<TlsStream<LateTickets>>,
     /// `None` for HTTP/2, where hyper ends connections with GOAWAY.
     ending: Option<Arc<Ending>>,
 }
 
 impl EndingTls {
-    pub(crate) fn new(tls: TlsStream<LateTickets>, ending: Option<Arc<Ending>>) -> Self {
+    pub(crate) fn new(tls: Box<TlsStream<LateTickets>>, ending: Option<Arc<Ending>>) -> Self {
         Self { tls, ending }
     }
 

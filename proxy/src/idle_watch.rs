@@ -14,7 +14,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::pin::pin;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::task::Poll;
@@ -88,8 +88,15 @@ impl Drop for InFlight {
 
 /// Runs `connection` until it ends or the sweep finds it idle too long;
 /// dropping it then closes the connection.
-pub(crate) async fn run<F: Future>(watch: &Watch, connection: F) -> Option<F::Output> {
-    let mut connection = pin!(connection);
+///
+/// Takes the connection pinned by the caller: a future passed by value
+/// would be held twice in this one's state, as the argument and as the
+/// pinned local, and a connection's future is a few kilobytes, moved and
+/// allocated with every connection.
+pub(crate) async fn run<F: Future>(
+    watch: &Watch,
+    mut connection: Pin<&mut F>,
+) -> Option<F::Output> {
     std::future::poll_fn(|cx| {
         watch.waker.register(cx.waker());
         if watch.expired.load(Ordering::Acquire) {
@@ -194,9 +201,10 @@ mod tests {
     #[tokio::test]
     async fn an_expired_connection_stops_and_a_finished_one_returns() {
         let watch = Watch::start();
-        assert_eq!(run(&watch, async { 7 }).await, Some(7));
+        assert_eq!(run(&watch, std::pin::pin!(async { 7 })).await, Some(7));
         let watch = Watch::start();
-        let stuck = run(&watch, std::future::pending::<()>());
+        let pending = std::pin::pin!(std::future::pending::<()>());
+        let stuck = run(&watch, pending);
         let expire = async {
             tokio::task::yield_now().await;
             sweep_now(clock() + millis(TIMEOUT), TIMEOUT);

@@ -306,47 +306,52 @@ impl Connection {
     }
 
     async fn serve_tls(self, stream: TcpStream) {
-        let accept = self.shared.tls.accept(LateTickets::new(stream));
-        let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, accept.into_fallible()).await;
-        let metrics = self.shared.plane.metrics();
-        let counter = match &handshake {
-            Ok(Ok(_)) => &metrics.handshakes,
-            _ => &metrics.handshake_failures,
-        };
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut stream = match handshake {
-            Ok(Ok(stream)) => stream,
-            Ok(Err((error, mut io))) => {
-                io.release();
-                tracing::debug!(peer = %self.peer, %error, "TLS handshake failed");
+        // In a block of its own, so that the handshake's locals (the
+        // stream among them, a kilobyte) are not kept in this future's state
+        // beside the HTTP future that holds the stream afterwards.
+        let (stream, info) = {
+            let accept = self.shared.tls.accept(LateTickets::new(stream));
+            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, accept.into_fallible()).await;
+            let metrics = self.shared.plane.metrics();
+            let counter = match &handshake {
+                Ok(Ok(_)) => &metrics.handshakes,
+                _ => &metrics.handshake_failures,
+            };
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut stream = match handshake {
+                Ok(Ok(stream)) => stream,
+                Ok(Err((error, mut io))) => {
+                    io.release();
+                    tracing::debug!(peer = %self.peer, %error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %self.peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            stream.get_mut().0.handshake_done();
+            let (_, session) = stream.get_ref();
+            if session.alpn_protocol() == Some(ACME_TLS_ALPN) {
+                // RFC 8737 §3: the validation is the handshake; no HTTP follows.
                 return;
             }
-            Err(_) => {
-                tracing::debug!(peer = %self.peer, "TLS handshake timed out");
-                return;
-            }
+            let http1 = session.alpn_protocol() != Some(b"h2");
+            let ending = http1.then(Arc::default);
+            let info = ConnectionInfo {
+                entrypoint: Entrypoint::Websecure,
+                peer: self.peer,
+                forwarded_for: crate::headers::forwarded_for(self.peer.ip()),
+                sni: session.server_name().map(Box::from),
+                client_chain: session.peer_certificates().map(<[_]>::to_vec),
+                client_verdicts: Default::default(),
+                // HTTP/2 has no request heads to wait for (hyper never timed
+                // them either).
+                idle: http1.then(Watch::start),
+                ending: ending.clone(),
+            };
+            (EndingTls::new(Box::new(stream), ending), info)
         };
-        stream.get_mut().0.handshake_done();
-        let (_, session) = stream.get_ref();
-        if session.alpn_protocol() == Some(ACME_TLS_ALPN) {
-            // RFC 8737 §3: the validation is the handshake; no HTTP follows.
-            return;
-        }
-        let http1 = session.alpn_protocol() != Some(b"h2");
-        let ending = http1.then(Arc::default);
-        let info = ConnectionInfo {
-            entrypoint: Entrypoint::Websecure,
-            peer: self.peer,
-            forwarded_for: crate::headers::forwarded_for(self.peer.ip()),
-            sni: session.server_name().map(Box::from),
-            client_chain: session.peer_certificates().map(<[_]>::to_vec),
-            client_verdicts: Default::default(),
-            // HTTP/2 has no request heads to wait for (hyper never timed
-            // them either).
-            idle: http1.then(Watch::start),
-            ending: ending.clone(),
-        };
-        let stream = EndingTls::new(stream, ending);
         self.serve_http(stream, info).await;
     }
 
@@ -377,6 +382,7 @@ impl Connection {
             // connections never need it.
             Box::pin(self.serve_hyper(Rewind::new(io, early), info)).await
         };
+        let served = std::pin::pin!(served);
         let ended = match &idle {
             Some(watch) => crate::idle_watch::run(watch, served).await,
             None => Some(served.await),

@@ -137,7 +137,7 @@ fn connect(
         match server {
             Server::Ours => {
                 let watch = info.idle.clone().unwrap();
-                crate::idle_watch::run(&watch, serve(&mut io, &plane, &info)).await
+                crate::idle_watch::run(&watch, std::pin::pin!(serve(&mut io, &plane, &info))).await
             }
             Server::Hyper => {
                 let service = service_fn(move |request| {
