@@ -12,7 +12,7 @@
 //! flush that follows, and sends both together, held by the kernel until the
 //! shutdown's FIN can travel in the same segment.
 //!
-//! Nothing is held across a flush: a flush always writes. The mark only
+//! Nothing is held in user space across a flush: a flush always writes. The mark only
 //! decides whether `close_notify` joins that write, and it is set only for an
 //! answer after which hyper is certain to close (see [`closes_connection`]).
 

@@ -306,53 +306,60 @@ impl Connection {
     }
 
     async fn serve_tls(self, stream: TcpStream) {
-        // In a block of its own, so that the handshake's locals (the
-        // stream among them, a kilobyte) are not kept in this future's state
-        // beside the HTTP future that holds the stream afterwards.
-        let (stream, info) = {
-            let accept = self.shared.tls.accept(LateTickets::new(stream));
-            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, accept.into_fallible()).await;
-            let metrics = self.shared.plane.metrics();
-            let counter = match &handshake {
-                Ok(Ok(_)) => &metrics.handshakes,
-                _ => &metrics.handshake_failures,
-            };
-            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let mut stream = match handshake {
-                Ok(Ok(stream)) => stream,
-                Ok(Err((error, mut io))) => {
-                    io.release();
-                    tracing::debug!(peer = %self.peer, %error, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(peer = %self.peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            stream.get_mut().0.handshake_done();
-            let (_, session) = stream.get_ref();
-            if session.alpn_protocol() == Some(ACME_TLS_ALPN) {
-                // RFC 8737 §3: the validation is the handshake; no HTTP follows.
-                return;
-            }
-            let http1 = session.alpn_protocol() != Some(b"h2");
-            let ending = http1.then(Arc::default);
-            let info = ConnectionInfo {
-                entrypoint: Entrypoint::Websecure,
-                peer: self.peer,
-                forwarded_for: crate::headers::forwarded_for(self.peer.ip()),
-                sni: session.server_name().map(Box::from),
-                client_chain: session.peer_certificates().map(<[_]>::to_vec),
-                client_verdicts: Default::default(),
-                // HTTP/2 has no request heads to wait for (hyper never timed
-                // them either).
-                idle: http1.then(Watch::start),
-                ending: ending.clone(),
-            };
-            (EndingTls::new(Box::new(stream), ending), info)
+        let Some((stream, info)) = self.handshake(stream).await else {
+            return;
         };
         self.serve_http(stream, info).await;
+    }
+
+    /// The TLS handshake, and what the HTTP side needs from it; `None` when
+    /// no HTTP follows.
+    ///
+    /// A function of its own so that the handshake's locals, the unboxed
+    /// stream among them (over a kilobyte), live only in its future and not
+    /// in the connection's for as long as it serves.
+    async fn handshake(&self, stream: TcpStream) -> Option<(EndingTls, ConnectionInfo)> {
+        let accept = self.shared.tls.accept(LateTickets::new(stream));
+        let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, accept.into_fallible()).await;
+        let metrics = self.shared.plane.metrics();
+        let counter = match &handshake {
+            Ok(Ok(_)) => &metrics.handshakes,
+            _ => &metrics.handshake_failures,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut stream = match handshake {
+            Ok(Ok(stream)) => stream,
+            Ok(Err((error, mut io))) => {
+                io.release();
+                tracing::debug!(peer = %self.peer, %error, "TLS handshake failed");
+                return None;
+            }
+            Err(_) => {
+                tracing::debug!(peer = %self.peer, "TLS handshake timed out");
+                return None;
+            }
+        };
+        stream.get_mut().0.handshake_done();
+        let (_, session) = stream.get_ref();
+        if session.alpn_protocol() == Some(ACME_TLS_ALPN) {
+            // RFC 8737 §3: the validation is the handshake; no HTTP follows.
+            return None;
+        }
+        let http1 = session.alpn_protocol() != Some(b"h2");
+        let ending = http1.then(Arc::default);
+        let info = ConnectionInfo {
+            entrypoint: Entrypoint::Websecure,
+            peer: self.peer,
+            forwarded_for: crate::headers::forwarded_for(self.peer.ip()),
+            sni: session.server_name().map(Box::from),
+            client_chain: session.peer_certificates().map(<[_]>::to_vec),
+            client_verdicts: Default::default(),
+            // HTTP/2 has no request heads to wait for (hyper never timed
+            // them either).
+            idle: http1.then(Watch::start),
+            ending: ending.clone(),
+        };
+        Some((EndingTls::new(Box::new(stream), ending), info))
     }
 
     /// Serves HTTP on an accepted (and, on `websecure`, decrypted) stream.
