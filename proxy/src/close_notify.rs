@@ -98,8 +98,11 @@ pub(crate) struct EndingTls {
 }
 
 impl EndingTls {
-    pub(crate) fn new(tls: Box<TlsStream<LateTickets>>, ending: Option<Arc<Ending>>) -> Self {
-        Self { tls, ending }
+    pub(crate) fn new(tls: TlsStream<LateTickets>, ending: Option<Arc<Ending>>) -> Self {
+        Self {
+            tls: Box::new(tls),
+            ending,
+        }
     }
 
     fn is_ending(&self) -> bool {

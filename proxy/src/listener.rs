@@ -359,7 +359,7 @@ impl Connection {
             idle: http1.then(Watch::start),
             ending: ending.clone(),
         };
-        Some((EndingTls::new(Box::new(stream), ending), info))
+        Some((EndingTls::new(stream, ending), info))
     }
 
     /// Serves HTTP on an accepted (and, on `websecure`, decrypted) stream.

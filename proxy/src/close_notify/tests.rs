@@ -82,7 +82,7 @@ async fn connection(ending: &Arc<Ending>) -> (EndingTls, ClientTls<TcpStream>) {
             .await
             .unwrap();
         tls.get_mut().0.handshake_done();
-        EndingTls::new(Box::new(tls), Some(Arc::clone(ending)))
+        EndingTls::new(tls, Some(Arc::clone(ending)))
     };
     let (client, server) = tokio::join!(connect, accept);
     (server, client)
