@@ -355,6 +355,24 @@ pub(crate) mod tests {
         .unwrap()
     }
 
+    /// A data plane routing `app.test` to `upstream`.
+    pub(crate) fn routing(upstream: std::net::SocketAddr) -> Arc<DataPlane> {
+        use portcullis_config::model::{Layer, Router, Service};
+        let plane = plane();
+        let mut layer = Layer::new("test");
+        layer
+            .services
+            .insert("up".into(), Service::new("up", vec![upstream.to_string()]));
+        let router = Router::new("app", vec!["app.test".into()], "up")
+            .normalize()
+            .unwrap();
+        layer.routers.insert(router.name.clone(), router);
+        plane
+            .apply(&DesiredState::merge([&layer]).unwrap())
+            .unwrap();
+        plane
+    }
+
     fn served(plane: &DataPlane, name: &str) -> Arc<rustls::sign::CertifiedKey> {
         Arc::clone(plane.certs().resolve(Some(name)))
     }

@@ -122,7 +122,8 @@ impl RequestBody for PlainFields {
     }
 }
 
-#[cfg(test)]
+/// A request without a body that keeps its fields in its `HeaderMap`
+/// (HTTP/2 HEADERS that end the stream).
 impl RequestBody for http_body_util::Empty<bytes::Bytes> {
     type Upload = Self;
 

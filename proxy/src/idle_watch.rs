@@ -66,6 +66,13 @@ impl Watch {
         InFlight(Arc::clone(self))
     }
 
+    /// Whether the connection is to close: its worker drains, or it has
+    /// been idle too long. Wakes `cx` when that changes.
+    pub(crate) fn poll_closing(&self, cx: &mut std::task::Context<'_>) -> bool {
+        self.waker.register(cx.waker());
+        self.expired.load(Ordering::Acquire) || draining()
+    }
+
     /// Whether the connection has been idle for `timeout` at `now`.
     fn idle_for(&self, now: u64, timeout: Duration) -> bool {
         self.in_flight.load(Ordering::Acquire) == 0

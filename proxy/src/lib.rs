@@ -20,6 +20,7 @@ mod fallback_cert;
 mod forward;
 mod h1;
 mod h1_server;
+mod h2_server;
 mod handler;
 mod headers;
 mod idle_watch;

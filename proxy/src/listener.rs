@@ -19,6 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::close_notify::EndingTls;
 use crate::dataplane::DataPlane;
 use crate::h1_server::{self, Rewind, Served};
+use crate::h2_server;
 use crate::handler::{handle, ConnectionInfo};
 use crate::idle_watch::Watch;
 use crate::late_tickets::LateTickets;
@@ -309,7 +310,11 @@ impl Connection {
         let Some((stream, info)) = self.handshake(stream).await else {
             return;
         };
-        self.serve_http(stream, info).await;
+        if info.ending.is_some() {
+            self.serve_http(stream, info).await;
+        } else {
+            self.serve_h2(stream, info).await;
+        }
     }
 
     /// The TLS handshake, and what the HTTP side needs from it; `None` when
@@ -346,6 +351,8 @@ impl Connection {
             return None;
         }
         let http1 = session.alpn_protocol() != Some(b"h2");
+        // Only HTTP/1 connections have a last answer; HTTP/2 ones are
+        // served apart (see `serve_tls`).
         let ending = http1.then(Arc::default);
         let info = ConnectionInfo {
             entrypoint: Entrypoint::Websecure,
@@ -354,9 +361,7 @@ impl Connection {
             sni: session.server_name().map(Box::from),
             client_chain: session.peer_certificates().map(<[_]>::to_vec),
             client_verdicts: Default::default(),
-            // HTTP/2 has no request heads to wait for (hyper never timed
-            // them either).
-            idle: http1.then(Watch::start),
+            idle: Some(Watch::start()),
             ending: ending.clone(),
         };
         Some((EndingTls::new(stream, ending), info))
@@ -403,6 +408,23 @@ impl Connection {
                 tracing::debug!(%peer, "no whole request head within header_read_timeout; closed");
             }
         }
+    }
+
+    /// Serves an HTTP/2 connection with our own loop ([`crate::h2_server`]).
+    /// `self` is held until it ends, so that a draining worker waits for it.
+    async fn serve_h2<I>(self, io: I, info: ConnectionInfo)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Some(watch) = info.idle.clone() else {
+            return;
+        };
+        let plane = Arc::clone(&self.shared.plane);
+        let peer = self.peer;
+        if let Err(error) = h2_server::serve(io, plane, Arc::new(info), watch).await {
+            tracing::debug!(%peer, %error, "HTTP/2 connection ended with an error");
+        }
+        drop(self);
     }
 
     async fn serve_hyper<I>(self, io: I, info: Arc<ConnectionInfo>) -> Result<(), BoxError>

@@ -1,6 +1,7 @@
 //! `server.header_read_timeout`: an HTTP/1 client that trickles its request
 //! head, or idles between requests, is disconnected; one that keeps up is
-//! served.
+//! served. An HTTP/2 connection with no request in flight for as long is
+//! closed with GOAWAY.
 
 use std::time::Duration;
 
@@ -75,4 +76,51 @@ async fn a_client_that_trickles_its_head_or_idles_is_disconnected() {
     tokio::time::timeout(deadline, until_closed(&mut tls))
         .await
         .expect("an idle keep-alive connection is closed");
+}
+
+/// The types of the HTTP/2 frames in `bytes` (RFC 9113 §4.1), after the
+/// server's preface.
+fn frame_types(mut bytes: &[u8]) -> Vec<u8> {
+    let mut types = Vec::new();
+    while bytes.len() >= 9 {
+        let length = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
+        types.push(bytes[3]);
+        bytes = &bytes[(9 + length).min(bytes.len())..];
+    }
+    types
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_with_goaway() {
+    let server = Server::start("[server]\nheader_read_timeout = \"1s\"\n");
+    let deadline = Duration::from_secs(10);
+    let connector =
+        tokio_rustls::TlsConnector::from(crate::support::pki::insecure_client_config(&[b"h2"]));
+    let name = rustls_pki_types::ServerName::try_from("nobody.test").unwrap();
+
+    // A client that never sends its preface.
+    let tcp = TcpStream::connect(server.websecure).await.unwrap();
+    let mut silent = connector.connect(name.clone(), tcp).await.unwrap();
+    tokio::time::timeout(deadline, until_closed(&mut silent))
+        .await
+        .expect("a client that never starts HTTP/2 is disconnected");
+
+    // A client that starts, then sends nothing more.
+    let tcp = TcpStream::connect(server.websecure).await.unwrap();
+    let mut idle = connector.connect(name, tcp).await.unwrap();
+    idle.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let seen = tokio::time::timeout(deadline, until_closed(&mut idle))
+        .await
+        .expect("an idle HTTP/2 connection is closed");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "not before the timeout"
+    );
+    let types = frame_types(&seen);
+    // SETTINGS first (RFC 9113 §3.4), GOAWAY (0x7) last.
+    assert_eq!(types.first(), Some(&0x4), "{types:?}");
+    assert_eq!(types.last(), Some(&0x7), "{types:?}");
 }

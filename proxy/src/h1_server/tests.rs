@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use portcullis_config::model::{DesiredState, Entrypoint, Layer, Router, Service};
+use portcullis_config::model::Entrypoint;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -13,22 +13,7 @@ use crate::idle_watch::Watch;
 
 const LIMIT: Duration = Duration::from_secs(5);
 
-/// A data plane routing `app.test` to `upstream`.
-fn plane(upstream: SocketAddr) -> Arc<DataPlane> {
-    let plane = crate::dataplane::tests::plane();
-    let mut layer = Layer::new("test");
-    layer
-        .services
-        .insert("up".into(), Service::new("up", vec![upstream.to_string()]));
-    let router = Router::new("app", vec!["app.test".into()], "up")
-        .normalize()
-        .unwrap();
-    layer.routers.insert(router.name.clone(), router);
-    plane
-        .apply(&DesiredState::merge([&layer]).unwrap())
-        .unwrap();
-    plane
-}
+use crate::dataplane::tests::routing as plane;
 
 fn info() -> Arc<ConnectionInfo> {
     Arc::new(ConnectionInfo {
