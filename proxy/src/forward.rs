@@ -78,6 +78,11 @@ pub(crate) trait RequestBody: Upload {
     /// and past 1 KiB its allocation leaves the allocator's fast path.
     type Upload: Upload;
 
+    /// Whether the answer's upstream fields are wanted as lines
+    /// ([`h1::FieldLines`]) rather than a `HeaderMap`: our own servers write
+    /// them out as they come, and only hyper needs a map to encode.
+    const LINES: bool = false;
+
     /// The request's header fields, when they are kept as read instead of
     /// in the request's `HeaderMap`.
     fn plain_fields(&self) -> Option<&PlainFields> {
@@ -112,6 +117,7 @@ impl RequestBody for hyper::body::Incoming {
 
 impl RequestBody for PlainFields {
     type Upload = http_body_util::Empty<bytes::Bytes>;
+    const LINES: bool = true;
 
     fn plain_fields(&self) -> Option<&PlainFields> {
         Some(self)
@@ -122,8 +128,7 @@ impl RequestBody for PlainFields {
     }
 }
 
-/// A request without a body that keeps its fields in its `HeaderMap`
-/// (HTTP/2 HEADERS that end the stream).
+#[cfg(test)]
 impl RequestBody for http_body_util::Empty<bytes::Bytes> {
     type Upload = Self;
 
@@ -171,10 +176,15 @@ where
     // hyper reads ahead on the connection as soon as it has the future. With
     // the head encoded and dropped by then, hyper reads the next request into
     // the same buffer instead of allocating another.
+    let fields_as = if B::LINES {
+        FieldsAs::Lines
+    } else {
+        FieldsAs::Map
+    };
     let prepared = prepare(
         &route,
         parts,
-        body.plain_fields(),
+        (body.plain_fields(), fields_as),
         context,
         upgrade,
         has_body,
@@ -230,18 +240,12 @@ where
 fn prepare(
     route: &Route,
     parts: request::Parts,
-    plain: Option<&PlainFields>,
+    (plain, fields_as): (Option<&PlainFields>, FieldsAs),
     context: Context,
     upgrade: bool,
     has_body: bool,
 ) -> Option<(usize, Option<Box<Connection>>, Encoded)> {
     let (index, _) = route.upstreams.pick()?;
-    // Our own HTTP/1 loop, which reads plain requests, writes the answer's
-    // head itself; hyper needs a map to encode.
-    let fields_as = match plain {
-        Some(_) => FieldsAs::Lines,
-        None => FieldsAs::Map,
-    };
     let mut pooled = route.upstreams.pool(index)?.take();
     let framing = h1::request_framing(&parts.headers, has_body);
     let mut head = pooled

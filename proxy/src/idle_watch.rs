@@ -1,5 +1,6 @@
 //! Closing HTTP/1 connections that do not send a request head in time
-//! (`server.header_read_timeout`).
+//! (`server.header_read_timeout`), and HTTP/2 connections with no request
+//! in flight for as long (they close with GOAWAY: see [`Watch::poll_closing`]).
 //!
 //! hyper's own header-read timeout arms, polls and removes a boxed timer for
 //! every request head: 5.5 % of a keep-alive request's user-space

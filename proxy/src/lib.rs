@@ -15,6 +15,7 @@ mod client_auth;
 mod client_verdicts;
 mod close_notify;
 mod dataplane;
+mod date;
 mod error;
 mod fallback_cert;
 mod forward;

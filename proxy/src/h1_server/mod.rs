@@ -20,7 +20,6 @@
 //! HTTP/2's preface, and every 4xx for a broken head stay hyper's, and no
 //! head that could frame a body is ever read by two parsers.
 
-mod date;
 mod request;
 mod response;
 mod rewind;

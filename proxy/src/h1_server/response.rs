@@ -7,7 +7,7 @@ use http::header;
 use http::{response, StatusCode};
 use http_body::SizeHint;
 
-use super::date;
+use crate::date;
 use crate::h1::FieldLines;
 
 /// How the body follows the head (RFC 9112 §6).

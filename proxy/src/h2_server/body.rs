@@ -125,8 +125,39 @@ impl Body for Received {
 
 impl RequestBody for Received {
     type Upload = Self;
+    const LINES: bool = true;
 
     fn into_upload(self) -> Self {
         self
+    }
+}
+
+/// The body of a request whose HEADERS ended its stream: the exchange of
+/// such a request keeps no room for a body (see [`RequestBody::Upload`]).
+#[derive(Debug)]
+pub(crate) struct NoBody;
+
+impl Body for NoBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Poll::Ready(None)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        true
+    }
+}
+
+impl RequestBody for NoBody {
+    type Upload = http_body_util::Empty<Bytes>;
+    const LINES: bool = true;
+
+    fn into_upload(self) -> Self::Upload {
+        http_body_util::Empty::new()
     }
 }

@@ -18,7 +18,7 @@ use http_body::Body as _;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
-use super::body::{Part, Received, Taken};
+use super::body::{NoBody, Part, Received, Taken};
 use super::frame::{self, flag, kind, setting, Frame, Reason};
 use super::hpack::{self, Decoder};
 use super::request::{self, Refused};
@@ -500,7 +500,7 @@ where
         };
         self.opened += 1;
         let (answering, recv) = if end_stream {
-            (self.answer(head, http_body_util::Empty::new()), None)
+            (self.answer(head, NoBody), None)
         } else {
             let (parts, receiver) = mpsc::unbounded_channel();
             let body = Received::new(stream, receiver, self.taken.0.clone(), head.content_length);
@@ -765,8 +765,12 @@ where
         }
         let (parts, body) = response.into_parts();
         let end_stream = body.is_end_stream();
+        let lines = match body.get_ref() {
+            http_body_util::Either::Left(upstream) => upstream.lines(),
+            http_body_util::Either::Right(_) => None,
+        };
         self.block.clear();
-        super::response::encode_head(&parts, &mut self.block);
+        super::response::encode_head(&parts, lines, &mut self.block);
         frame::headers(
             &mut self.out,
             stream,

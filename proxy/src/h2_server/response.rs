@@ -5,13 +5,38 @@ use http::{header, response, HeaderMap};
 
 use super::hpack;
 use super::request::is_connection_specific;
+use crate::h1::FieldLines;
 
 /// Encodes `:status` and the answer's fields, less those that describe an
 /// HTTP/1 connection (RFC 9113 §8.2.2): an HTTP/2 client treats a response
 /// carrying one as malformed.
-pub(crate) fn encode_head(parts: &response::Parts, block: &mut BytesMut) {
+///
+/// An upstream's fields come as `lines`, as it wrote them (already without
+/// hop-by-hop fields and `Content-Length`), when the forwarder kept them so.
+/// A `Date` is added when neither has one (RFC 9110 §6.6.1), as hyper did.
+pub(crate) fn encode_head(
+    parts: &response::Parts,
+    lines: Option<&FieldLines>,
+    block: &mut BytesMut,
+) {
     hpack::encode_status(parts.status.as_u16(), block);
     encode_fields(&parts.headers, block);
+    let mut dated = parts.headers.contains_key(header::DATE);
+    if let Some(lines) = lines {
+        dated |= lines.dated;
+        encode_lines(&lines.lines, block);
+        if let Some(length) = lines.content_length {
+            let mut digits = [0u8; 20];
+            hpack::encode_field(b"content-length", decimal(length, &mut digits), block);
+        }
+    }
+    if !dated {
+        let mut date = [0u8; 64];
+        let mut text = &mut date[..];
+        crate::date::extend(&mut text);
+        let written = 64 - text.len();
+        hpack::encode_field(b"date", &date[..written], block);
+    }
 }
 
 /// Encodes header fields (of a head, or trailers).
@@ -21,5 +46,44 @@ pub(crate) fn encode_fields(fields: &HeaderMap, block: &mut BytesMut) {
             continue;
         }
         hpack::encode_field(name.as_str().as_bytes(), value.as_bytes(), block);
+    }
+}
+
+/// Encodes `name: value\r\n` lines, names lower-cased (RFC 9113 §8.2.1).
+fn encode_lines(lines: &[u8], block: &mut BytesMut) {
+    let mut short = [0u8; 64];
+    let mut long = Vec::new();
+    for line in lines.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii_start());
+        let lower = match short.get_mut(..name.len()) {
+            Some(lower) => {
+                lower.copy_from_slice(name);
+                lower
+            }
+            None => {
+                long.clear();
+                long.extend_from_slice(name);
+                &mut long[..]
+            }
+        };
+        lower.make_ascii_lowercase();
+        hpack::encode_field(lower, value, block);
+    }
+}
+
+/// `n` in decimal, written at the end of `digits`.
+fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &[u8] {
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &digits[start..];
+        }
     }
 }

@@ -548,3 +548,62 @@ async fn a_drain_sends_goaway_and_answers_the_open_streams() {
     assert_eq!(client.response(1).await, ("200".into(), b"slow".to_vec()));
     assert!(client.next().await.is_none(), "closed once answered");
 }
+
+#[tokio::test]
+async fn upstream_fields_reach_the_client_lower_cased_without_hop_by_hop_ones() {
+    // An upstream writing its head by hand, in its own case.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut seen = Vec::new();
+        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            let mut buf = [0u8; 1024];
+            let n = stream.read(&mut buf).await.unwrap();
+            seen.extend_from_slice(&buf[..n]);
+        }
+        stream
+            .write_all(
+                b"HTTP/1.1 200 OK\r\nX-Mixed-Case: v\r\nConnection: keep-alive\r\n\
+                  Keep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let mut rest = [0u8; 1];
+        let _ = stream.read(&mut rest).await;
+    });
+    let plane = plane(address);
+    let mut client = Raw::connect(&plane, &[]).await;
+    client.get(1, "/").await;
+    let head = client.next_for_streams().await.unwrap();
+    assert_eq!(head.kind, kind::HEADERS);
+    let fields = client.fields(&head.payload);
+    let names: Vec<&str> = fields.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(fields[0], (":status".into(), "200".into()));
+    assert!(
+        fields.contains(&("x-mixed-case".into(), "v".into())),
+        "{fields:?}"
+    );
+    for hop in ["connection", "keep-alive", "transfer-encoding"] {
+        assert!(!names.contains(&hop), "{hop} passed on: {fields:?}");
+    }
+    // The upstream sent no Date: one is added (RFC 9110 §6.6.1).
+    let date = &fields.iter().find(|(name, _)| name == "date").unwrap().1;
+    httpdate::parse_http_date(date).unwrap();
+    let (_, body) = client.response(1).await;
+    assert_eq!(body, b"ok");
+
+    // A Content-Length is passed on, and a Date of the upstream's kept.
+    let (address, _) = upstream().await;
+    let plane = self::plane(address);
+    let mut client = Raw::connect(&plane, &[]).await;
+    client.get(1, "/").await;
+    let head = client.next_for_streams().await.unwrap();
+    let fields = client.fields(&head.payload);
+    assert!(
+        fields.contains(&("content-length".into(), "5".into())),
+        "{fields:?}"
+    );
+    let dates = fields.iter().filter(|(name, _)| name == "date").count();
+    assert_eq!(dates, 1, "{fields:?}");
+}

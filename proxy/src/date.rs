@@ -16,7 +16,7 @@ thread_local! {
 /// A proxy answering tens of thousands of requests a second would otherwise
 /// format the same text again for each; reading the clock is cheap (vDSO),
 /// formatting is not.
-pub(super) fn extend(out: &mut Vec<u8>) {
+pub(crate) fn extend(out: &mut impl bytes::BufMut) {
     let now = SystemTime::now();
     let second = now
         .duration_since(UNIX_EPOCH)
@@ -30,11 +30,11 @@ pub(super) fn extend(out: &mut Vec<u8>) {
                 cached.0 = second;
             } else {
                 // Years past 9999 only; not worth caching.
-                out.extend_from_slice(text.as_bytes());
+                out.put_slice(text.as_bytes());
                 return;
             }
         }
-        out.extend_from_slice(&cached.1);
+        out.put_slice(&cached.1);
     });
 }
 
@@ -44,14 +44,14 @@ mod tests {
 
     #[test]
     fn the_date_is_the_current_second_as_an_http_date() {
-        let mut out = Vec::new();
+        let mut out: Vec<u8> = Vec::new();
         extend(&mut out);
         let text = std::str::from_utf8(&out).unwrap();
         let parsed = httpdate::parse_http_date(text).unwrap();
         let skew = SystemTime::now().duration_since(parsed).unwrap();
         assert!(skew.as_secs() <= 1, "{text} is {skew:?} behind");
         // Formatted again from the cache, the same text.
-        let mut again = Vec::new();
+        let mut again: Vec<u8> = Vec::new();
         extend(&mut again);
         assert!(
             again == out
