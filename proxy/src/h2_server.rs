@@ -34,6 +34,14 @@ use crate::idle_watch::Watch;
 
 pub(crate) use connection::Ended;
 
+/// Whether `early`, what an HTTP/1 parser refused, is the start of HTTP/2's
+/// preface: at least its request line, the part that parser stops at.
+pub(crate) fn starts_preface(early: &[u8]) -> bool {
+    const REQUEST_LINE: usize = b"PRI * HTTP/2.0".len();
+    let seen = early.len().min(frame::PREFACE.len());
+    seen >= REQUEST_LINE && early[..seen] == frame::PREFACE[..seen]
+}
+
 /// Serves an HTTP/2 connection (ALPN `h2`) until it ends.
 ///
 /// `watch` tells the connection when its worker drains (it then sends

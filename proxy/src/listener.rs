@@ -390,6 +390,17 @@ impl Connection {
             } else {
                 Bytes::new()
             };
+            if h2_server::starts_preface(&early) {
+                // Cleartext HTTP/2 with prior knowledge (RFC 9113 §3.3).
+                let Some(watch) = info.idle.clone() else {
+                    return Ok(());
+                };
+                let plane = Arc::clone(&self.shared.plane);
+                let io = Rewind::new(io, early);
+                return Box::pin(h2_server::serve(io, plane, info, watch))
+                    .await
+                    .map_err(BoxError::from);
+            }
             // Boxed: hyper's connection state is large, and most
             // connections never need it.
             Box::pin(self.serve_hyper(Rewind::new(io, early), info)).await

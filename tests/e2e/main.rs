@@ -16,6 +16,7 @@ mod forwarding;
 mod header_timeout;
 mod hot_swap;
 mod http1;
+mod http2;
 mod logs;
 mod mtls;
 mod openapi;
