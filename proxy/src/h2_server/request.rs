@@ -136,11 +136,9 @@ impl Fields {
             return Ok(());
         }
         self.regular = true;
-        // §8.2.1: field names are lower-case in HTTP/2.
-        if name.iter().any(u8::is_ascii_uppercase) {
-            return Err("upper-case field name");
-        }
-        let name = HeaderName::from_bytes(&name).map_err(|_| "invalid field name")?;
+        // §8.2.1: field names are lower-case in HTTP/2 (`from_lowercase`
+        // refuses upper case).
+        let name = HeaderName::from_lowercase(&name).map_err(|_| "invalid field name")?;
         // §8.2.2: connection-specific fields have no meaning in HTTP/2.
         if is_connection_specific(&name) {
             return Err("connection-specific field");

@@ -19,6 +19,7 @@ pub(crate) fn encode_head(
     lines: Option<&FieldLines>,
     block: &mut BytesMut,
 ) {
+    block.reserve(lines.map_or(0, |lines| lines.lines.len()) + 64);
     hpack::encode_status(parts.status.as_u16(), block);
     encode_fields(&parts.headers, block);
     let mut dated = parts.headers.contains_key(header::DATE);
@@ -49,16 +50,18 @@ pub(crate) fn encode_fields(fields: &HeaderMap, block: &mut BytesMut) {
     }
 }
 
-/// Encodes `name: value\r\n` lines, names lower-cased (RFC 9113 §8.2.1).
-fn encode_lines(lines: &[u8], block: &mut BytesMut) {
+/// Encodes `name: value\r\n` lines, as [`FieldLines`] writes them, with
+/// names lower-cased (RFC 9113 §8.2.1).
+fn encode_lines(mut lines: &[u8], block: &mut BytesMut) {
     let mut short = [0u8; 64];
     let mut long = Vec::new();
-    for line in lines.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            continue;
-        };
-        let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii_start());
+    // A name is a token (no colon), a value holds no CR: httparse checked.
+    while let Some(colon) = memchr::memchr(b':', lines) {
+        let name = &lines[..colon];
+        let rest = lines.get(colon + 2..).unwrap_or_default();
+        let end = memchr::memchr(b'\r', rest).unwrap_or(rest.len());
+        let value = &rest[..end];
+        lines = rest.get(end + 2..).unwrap_or_default();
         let lower = match short.get_mut(..name.len()) {
             Some(lower) => {
                 lower.copy_from_slice(name);
