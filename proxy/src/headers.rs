@@ -157,6 +157,21 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::UPGRADE);
 }
 
+/// `n` in decimal, written at the end of `scratch`: a Content-Length or a
+/// status code, without a `String` per response.
+pub(crate) fn decimal(mut n: u64, scratch: &mut [u8; 20]) -> &[u8] {
+    let mut at = scratch.len();
+    loop {
+        at -= 1;
+        // n % 10 < 10: fits in a u8.
+        scratch[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &scratch[at..];
+        }
+    }
+}
+
 /// The `X-Forwarded-For` value for a client address (once per connection).
 pub(crate) fn forwarded_for(ip: std::net::IpAddr) -> HeaderValue {
     // An IP address's text form is always a valid header value.

@@ -116,7 +116,11 @@ pub(super) fn encode_head(
     let declared = length.filter(|_| body.is_some() || asked.head_only);
     let framing = match (declared, body.map(SizeHint::exact)) {
         (Some(declared), _) => {
-            write_field(out, b"content-length", itoa(declared, &mut [0; 20]));
+            write_field(
+                out,
+                b"content-length",
+                crate::headers::decimal(declared, &mut [0; 20]),
+            );
             Framing::Length(declared)
         }
         (None, Some(None)) if asked.http10 || !has_body => Framing::UntilClose,
@@ -132,7 +136,11 @@ pub(super) fn encode_head(
         }
         (None, Some(Some(exact))) => {
             if !no_content {
-                write_field(out, b"content-length", itoa(exact, &mut [0; 20]));
+                write_field(
+                    out,
+                    b"content-length",
+                    crate::headers::decimal(exact, &mut [0; 20]),
+                );
             }
             Framing::Length(exact)
         }
@@ -178,17 +186,4 @@ fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
-}
-
-/// `n` in decimal, written at the end of `scratch`.
-fn itoa(mut n: u64, scratch: &mut [u8; 20]) -> &[u8] {
-    let mut at = scratch.len();
-    loop {
-        at -= 1;
-        scratch[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &scratch[at..];
-        }
-    }
 }

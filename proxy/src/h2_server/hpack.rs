@@ -303,27 +303,13 @@ pub(crate) fn encode_status(status: u16, out: &mut BytesMut) {
         500 => 14,
         _ => {
             encode_integer(8, 4, 0x00, out);
-            let mut digits = [0u8; 5];
-            let text = decimal(status, &mut digits);
+            let mut digits = [0u8; 20];
+            let text = crate::headers::decimal(u64::from(status), &mut digits);
             encode_string(text, out);
             return;
         }
     };
     encode_integer(index, 7, 0x80, out);
-}
-
-/// Writes `value` in decimal at the end of `buffer`; returns the digits.
-fn decimal(mut value: u16, buffer: &mut [u8; 5]) -> &[u8] {
-    let mut start = buffer.len();
-    loop {
-        start -= 1;
-        // value % 10 < 10: fits in a u8.
-        buffer[start] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            return &buffer[start..];
-        }
-    }
 }
 
 /// Appends one field as a "literal header field without indexing" (§6.2.2):

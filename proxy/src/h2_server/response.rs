@@ -28,7 +28,11 @@ pub(crate) fn encode_head(
         encode_lines(&lines.lines, block);
         if let Some(length) = lines.content_length {
             let mut digits = [0u8; 20];
-            hpack::encode_field(b"content-length", decimal(length, &mut digits), block);
+            hpack::encode_field(
+                b"content-length",
+                crate::headers::decimal(length, &mut digits),
+                block,
+            );
         }
     }
     if !dated {
@@ -75,18 +79,5 @@ fn encode_lines(mut lines: &[u8], block: &mut BytesMut) {
         };
         lower.make_ascii_lowercase();
         hpack::encode_field(lower, value, block);
-    }
-}
-
-/// `n` in decimal, written at the end of `digits`.
-fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &[u8] {
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &digits[start..];
-        }
     }
 }
