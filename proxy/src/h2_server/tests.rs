@@ -607,3 +607,69 @@ async fn upstream_fields_reach_the_client_lower_cased_without_hop_by_hop_ones() 
     let dates = fields.iter().filter(|(name, _)| name == "date").count();
     assert_eq!(dates, 1, "{fields:?}");
 }
+
+#[tokio::test]
+async fn padding_is_given_back_to_both_windows() {
+    let (address, _) = upstream().await;
+    let plane = plane(address);
+    let mut client = Raw::connect(&plane, &[]).await;
+    // Each frame: the pad length, 100 bytes of data, 200 of padding; 301
+    // bytes of window. 5,000 of them need 1.5 MB of window: more than the
+    // server grants at first on the stream and on the connection, so the
+    // server must give the padding back too.
+    let frames = 5_000u32;
+    let length = (frames * 100).to_string();
+    let fields = [
+        (":method", "POST"),
+        (":scheme", "https"),
+        (":authority", "app.test"),
+        (":path", "/echo"),
+        ("content-length", length.as_str()),
+    ];
+    client.request(1, &fields, false).await;
+    let mut payload = vec![200u8];
+    payload.extend_from_slice(&[b'p'; 100]);
+    payload.extend_from_slice(&[0; 200]);
+    let cost = payload.len() as i64;
+    let (mut connection, mut stream) = (i64::from(frame::DEFAULT_WINDOW), 0i64);
+    let mut settings_seen = false;
+    for sent in 0..frames {
+        // Wait for window, counting what the server grants.
+        while !settings_seen || connection < cost || stream < cost {
+            let frame = client.next().await.expect("window");
+            match (frame.kind, frame.stream) {
+                (kind::SETTINGS, 0) if !frame.has(flag::ACK) => {
+                    settings_seen = true;
+                    for (id, value) in frame::settings_values(&frame.payload) {
+                        if id == setting::INITIAL_WINDOW_SIZE {
+                            stream += i64::from(value);
+                        }
+                    }
+                }
+                (kind::WINDOW_UPDATE, 0) => {
+                    connection += i64::from(frame::u32_payload(&frame.payload).unwrap())
+                }
+                (kind::WINDOW_UPDATE, 1) => {
+                    stream += i64::from(frame::u32_payload(&frame.payload).unwrap())
+                }
+                (kind::SETTINGS, 0) => {}
+                _ => panic!("unexpected frame before the answer: {frame:?}"),
+            }
+        }
+        let last = sent + 1 == frames;
+        let flags = flag::PADDED | if last { flag::END_STREAM } else { 0 };
+        client.send(kind::DATA, flags, 1, &payload).await;
+        connection -= cost;
+        stream -= cost;
+    }
+    loop {
+        let frame = client.next_for_streams().await.expect("the answer");
+        if frame.kind == kind::WINDOW_UPDATE {
+            continue;
+        }
+        assert_eq!(frame.kind, kind::HEADERS, "{frame:?}");
+        break;
+    }
+    let data = client.next_for_streams().await.unwrap();
+    assert_eq!(&data.payload[..], length.as_bytes());
+}
