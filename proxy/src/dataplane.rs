@@ -373,6 +373,20 @@ pub(crate) mod tests {
         plane
     }
 
+    /// A client connection on `websecure`, watched for idling.
+    pub(crate) fn connection_info() -> Arc<crate::handler::ConnectionInfo> {
+        Arc::new(crate::handler::ConnectionInfo {
+            entrypoint: portcullis_config::model::Entrypoint::Websecure,
+            peer: "127.0.0.1:40000".parse().unwrap(),
+            forwarded_for: http::HeaderValue::from_static("127.0.0.1"),
+            sni: None,
+            client_chain: None,
+            client_verdicts: Default::default(),
+            idle: Some(crate::idle_watch::Watch::start()),
+            ending: None,
+        })
+    }
+
     fn served(plane: &DataPlane, name: &str) -> Arc<rustls::sign::CertifiedKey> {
         Arc::clone(plane.certs().resolve(Some(name)))
     }

@@ -3,30 +3,17 @@ use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use portcullis_config::model::Entrypoint;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use super::*;
-use crate::idle_watch::Watch;
 
 const LIMIT: Duration = Duration::from_secs(5);
 
 use crate::dataplane::tests::routing as plane;
 
-fn info() -> Arc<ConnectionInfo> {
-    Arc::new(ConnectionInfo {
-        entrypoint: Entrypoint::Websecure,
-        peer: "127.0.0.1:40000".parse().unwrap(),
-        forwarded_for: http::HeaderValue::from_static("127.0.0.1"),
-        sni: None,
-        client_chain: None,
-        client_verdicts: Default::default(),
-        idle: Some(Watch::start()),
-        ending: None,
-    })
-}
+use crate::dataplane::tests::connection_info as info;
 
 /// An upstream that answers by path, one canned answer per request, and
 /// reports each connection it sees closed by the proxy.

@@ -9,7 +9,6 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http_body_util::{BodyExt as _, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use portcullis_config::model::Entrypoint;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, DuplexStream};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -17,7 +16,6 @@ use tokio::sync::mpsc;
 use super::frame::{self, flag, kind, setting, Frame, Reason};
 use super::hpack::{self, Decoder};
 use super::*;
-use crate::handler::ConnectionInfo;
 
 const LIMIT: Duration = Duration::from_secs(5);
 
@@ -75,17 +73,8 @@ use crate::dataplane::tests::routing as plane;
 /// Starts our server on one end of an in-memory connection.
 fn start(plane: &Arc<DataPlane>) -> (DuplexStream, tokio::task::JoinHandle<Result<(), Ended>>) {
     let (client, server) = tokio::io::duplex(1 << 20);
-    let watch = Watch::start();
-    let info = Arc::new(ConnectionInfo {
-        entrypoint: Entrypoint::Websecure,
-        peer: "127.0.0.1:40000".parse().unwrap(),
-        forwarded_for: http::HeaderValue::from_static("127.0.0.1"),
-        sni: None,
-        client_chain: None,
-        client_verdicts: Default::default(),
-        idle: Some(Arc::clone(&watch)),
-        ending: None,
-    });
+    let info = crate::dataplane::tests::connection_info();
+    let watch = info.idle.clone().unwrap();
     let task = tokio::spawn(serve(server, Arc::clone(plane), info, watch));
     (client, task)
 }
