@@ -93,7 +93,7 @@ pub(crate) struct EndingTls {
     /// Boxed: a TLS stream is over a kilobyte, and the futures serving a
     /// connection move it from one to the next.
     tls: Box<TlsStream<LateTickets>>,
-    /// `None` for HTTP/2, where hyper ends connections with GOAWAY.
+    /// `None` for HTTP/2, where the server ends connections with GOAWAY.
     ending: Option<Arc<Ending>>,
 }
 

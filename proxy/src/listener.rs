@@ -371,7 +371,9 @@ impl Connection {
     ///
     /// HTTP/1 connections start with our own loop for plain requests
     /// ([`crate::h1_server`]) and go to hyper at the first request it does
-    /// not take; HTTP/2 connections (by ALPN) go to hyper at once.
+    /// not take, or to [`crate::h2_server`] when that is HTTP/2's preface
+    /// (cleartext HTTP/2 with prior knowledge). HTTP/2 by ALPN never comes
+    /// here (see `serve_h2`).
     async fn serve_http<I>(self, io: I, info: ConnectionInfo)
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
