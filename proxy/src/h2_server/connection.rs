@@ -830,7 +830,13 @@ where
             return;
         }
         let end = body.is_end_stream();
-        match self.send_frame(stream, end, frame) {
+        let sent = self.send_frame(stream, end, frame);
+        self.carry_on(stream, body, sent, cx);
+    }
+
+    /// What follows a body's frame: more of the body, or a wait for window.
+    fn carry_on(&mut self, stream: u32, body: ProxyBody, sent: Sent, cx: &mut Context<'_>) {
+        match sent {
             Sent::Ended => {}
             Sent::More => self.pump(stream, body, cx),
             Sent::Blocked(rest) => self.hold(stream, body, rest),
@@ -914,11 +920,8 @@ where
                 continue;
             };
             let end = body.is_end_stream();
-            match self.send_data(stream, data, end) {
-                Sent::Ended => {}
-                Sent::More => self.pump(stream, body, cx),
-                Sent::Blocked(rest) => self.hold(stream, body, rest),
-            }
+            let sent = self.send_data(stream, data, end);
+            self.carry_on(stream, body, sent, cx);
         }
     }
 

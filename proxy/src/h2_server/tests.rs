@@ -79,6 +79,15 @@ fn start(plane: &Arc<DataPlane>) -> (DuplexStream, tokio::task::JoinHandle<Resul
     (client, task)
 }
 
+/// A header block of these fields, in order.
+fn block(fields: &[(&str, &str)]) -> BytesMut {
+    let mut block = BytesMut::new();
+    for (name, value) in fields {
+        hpack::encode_field(name.as_bytes(), value.as_bytes(), &mut block);
+    }
+    block
+}
+
 /// A client that writes frames by hand.
 struct Raw {
     io: DuplexStream,
@@ -111,10 +120,7 @@ impl Raw {
 
     /// Sends HEADERS with these fields (pseudo-fields first, as given).
     async fn request(&mut self, stream: u32, fields: &[(&str, &str)], end_stream: bool) {
-        let mut block = BytesMut::new();
-        for (name, value) in fields {
-            hpack::encode_field(name.as_bytes(), value.as_bytes(), &mut block);
-        }
+        let block = block(fields);
         let flags = flag::END_HEADERS | if end_stream { flag::END_STREAM } else { 0 };
         self.send(kind::HEADERS, flags, stream, &block).await;
     }
@@ -369,10 +375,7 @@ async fn a_head_past_the_list_limit_is_answered_431() {
         ("x-big-2", big.as_str()),
     ];
     // Sent in a HEADERS and two CONTINUATION frames.
-    let mut block = BytesMut::new();
-    for (name, value) in fields {
-        hpack::encode_field(name.as_bytes(), value.as_bytes(), &mut block);
-    }
+    let block = block(&fields);
     let (first, rest) = block.split_at(10_000);
     let (second, third) = rest.split_at(10_000);
     client.send(kind::HEADERS, flag::END_STREAM, 1, first).await;
@@ -491,15 +494,12 @@ async fn rapid_resets_end_the_connection() {
     // Written at once: the server closes the connection part-way.
     let mut burst = BytesMut::new();
     for stream in (1..600).step_by(2) {
-        let mut block = BytesMut::new();
-        for (name, value) in [
+        let block = block(&[
             (":method", "GET"),
             (":scheme", "https"),
             (":authority", "app.test"),
             (":path", "/hang"),
-        ] {
-            hpack::encode_field(name.as_bytes(), value.as_bytes(), &mut block);
-        }
+        ]);
         let flags = flag::END_HEADERS | flag::END_STREAM;
         frame::head(&mut burst, block.len(), kind::HEADERS, flags, stream);
         burst.put_slice(&block);
