@@ -128,7 +128,7 @@ impl DataPlane {
             static_certs: ArcSwap::from_pointee(StaticSet::default()),
             managed_certs: ArcSwap::from_pointee(Vec::new()),
             applied: ArcSwap::from_pointee(Applied::default()),
-            metrics: ProxyMetrics::default(),
+            metrics: ProxyMetrics::new(options.workers.max(1)),
             generation: AtomicU64::new(0),
             access_log: options.access_log,
             https_port: options.https_port,

@@ -7,6 +7,7 @@
 //! every change is built off the request path and swapped in whole, so
 //! requests never wait on a lock and never see half a change.
 
+mod accept_gate;
 mod access_log;
 mod cert_store;
 mod certificate;

@@ -16,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 
+use crate::accept_gate::{Gate, GatedListener};
 use crate::close_notify::EndingTls;
 use crate::dataplane::DataPlane;
 use crate::h1_server::{self, Rewind, Served};
@@ -65,8 +66,8 @@ impl Listeners {
     /// Connections are served by [`DataPlane::workers`] threads, each with its
     /// own single-threaded runtime, accepting from the same two sockets. A
     /// connection lives on the worker that accepted it, with the upstream
-    /// connections it uses (see [`crate::worker`]); an idle worker reaches
-    /// the accept queue first, which spreads new connections by load.
+    /// connections it uses (see [`crate::worker`]). New connections go to as
+    /// few workers as keep up with them (see [`crate::accept_gate`]).
     pub async fn serve(
         self,
         plane: Arc<DataPlane>,
@@ -84,6 +85,7 @@ impl Listeners {
         let mut finished = Vec::new();
         let mut listening = Vec::new();
         let (failed, mut failures) = mpsc::unbounded_channel();
+        let gate = Gate::new(shared.plane.workers());
         for index in 0..shared.plane.workers() {
             let sockets = (
                 web.try_clone().map_err(socket_error)?,
@@ -95,6 +97,7 @@ impl Listeners {
             let worker = Worker {
                 index,
                 shared: Arc::clone(&shared),
+                gate: Arc::clone(&gate),
                 stopped: stopped.clone(),
                 closed,
                 drain,
@@ -168,6 +171,7 @@ fn http_builder() -> auto::Builder<TokioExecutor> {
 struct Worker {
     index: usize,
     shared: Arc<Shared>,
+    gate: Arc<Gate>,
     stopped: watch::Receiver<bool>,
     /// Told when this worker's sockets are closed.
     closed: oneshot::Sender<()>,
@@ -195,18 +199,26 @@ impl Worker {
         web: std::net::TcpListener,
         websecure: std::net::TcpListener,
     ) -> Result<(), Error> {
-        let web = TcpListener::from_std(web).map_err(socket_error)?;
-        let websecure = TcpListener::from_std(websecure).map_err(socket_error)?;
+        let (open, accepting) = watch::channel(self.gate.accepting(self.index));
+        let mut web = GatedListener::new(web, accepting.clone());
+        let mut websecure = GatedListener::new(websecure, accepting);
         let graceful = GracefulShutdown::new();
         // Ends with the runtime, when the worker returns.
         tokio::spawn(crate::pool::sweep_idle());
         tokio::spawn(crate::idle_watch::sweep(
             self.shared.plane.header_read_timeout(),
         ));
+        let index = self.index;
         let accept = async {
             tokio::join!(
-                accept_loop(&web, Entrypoint::Web, &self.shared, &graceful),
-                accept_loop(&websecure, Entrypoint::Websecure, &self.shared, &graceful),
+                accept_loop(&mut web, Entrypoint::Web, (&self.shared, index), &graceful),
+                accept_loop(
+                    &mut websecure,
+                    Entrypoint::Websecure,
+                    (&self.shared, index),
+                    &graceful
+                ),
+                self.gate.steer(index, &open),
             )
         };
         tokio::select! {
@@ -251,13 +263,13 @@ async fn bind(entrypoint: &'static str, address: SocketAddr) -> Result<TcpListen
 }
 
 async fn accept_loop(
-    listener: &TcpListener,
+    listener: &mut GatedListener,
     entrypoint: Entrypoint,
-    shared: &Arc<Shared>,
+    (shared, index): (&Arc<Shared>, usize),
     graceful: &GracefulShutdown,
 ) {
-    loop {
-        let (stream, peer) = match listener.accept().await {
+    while let Some(accepted) = listener.accept().await {
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
                 // EMFILE and friends: back off instead of spinning.
@@ -266,22 +278,33 @@ async fn accept_loop(
                 continue;
             }
         };
-        #[cfg(not(target_os = "linux"))]
-        let _ = stream.set_nodelay(true);
-        let connection = Connection {
-            shared: Arc::clone(shared),
-            watcher: graceful.watcher(),
-            peer,
-        };
-        match entrypoint {
-            Entrypoint::Websecure => tokio::spawn(connection.serve_tls(stream)),
-            Entrypoint::Web => tokio::spawn(connection.serve_plain(stream)),
-        };
-        // Start on the connection before taking another, so that a burst of
-        // connections is shared with the other workers instead of queueing
-        // behind this one.
-        tokio::task::yield_now().await;
+        shared.plane.metrics().count_accepted(index);
+        serve_accepted(stream, peer, entrypoint, shared, graceful).await;
     }
+}
+
+/// Starts serving an accepted connection on its own task.
+async fn serve_accepted(
+    stream: TcpStream,
+    peer: SocketAddr,
+    entrypoint: Entrypoint,
+    shared: &Arc<Shared>,
+    graceful: &GracefulShutdown,
+) {
+    #[cfg(not(target_os = "linux"))]
+    let _ = stream.set_nodelay(true);
+    let connection = Connection {
+        shared: Arc::clone(shared),
+        watcher: graceful.watcher(),
+        peer,
+    };
+    match entrypoint {
+        Entrypoint::Websecure => tokio::spawn(connection.serve_tls(stream)),
+        Entrypoint::Web => tokio::spawn(connection.serve_plain(stream)),
+    };
+    // Start on the connection before taking another, so that the first
+    // connections of a burst do not wait for the accepts of the rest.
+    tokio::task::yield_now().await;
 }
 
 /// One accepted client connection.
@@ -478,5 +501,61 @@ mod tests {
             let (accepted, _) = listener.accept().await.unwrap();
             assert!(accepted.nodelay().unwrap(), "Nagle is on for {address}");
         }
+    }
+
+    /// New connections at a rate one worker keeps up with all go to that
+    /// worker; the other sleeps instead of being woken for each.
+    #[tokio::test]
+    async fn at_low_load_the_first_worker_takes_every_connection() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let plane = DataPlane::new(crate::DataPlaneOptions {
+            access_log: false,
+            https_port: 443,
+            fallback: None,
+            unknown_host_status: http::StatusCode::NOT_FOUND,
+            workers: 2,
+            header_read_timeout: Duration::from_secs(30),
+        })
+        .unwrap();
+        let listeners = Listeners::bind(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+        )
+        .await
+        .unwrap();
+        let web = listeners.web_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let served = tokio::spawn(listeners.serve(
+            Arc::clone(&plane),
+            async {
+                let _ = stopped.await;
+            },
+            Duration::from_secs(1),
+        ));
+        for _ in 0..20 {
+            let mut client = TcpStream::connect(web).await.unwrap();
+            client
+                .write_all(b"GET / HTTP/1.1\r\nhost: nowhere.test\r\nconnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let mut answer = Vec::new();
+            client.read_to_end(&mut answer).await.unwrap();
+            assert!(answer.starts_with(b"HTTP/1.1 404"), "{answer:?}");
+            // A rate far from keeping a worker busy, even in a debug build.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut metrics = String::new();
+        plane.render_metrics(&mut metrics);
+        assert!(
+            metrics.contains("portcullis_connections_accepted_total{worker=\"0\"} 20\n"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("portcullis_connections_accepted_total{worker=\"1\"} 0\n"),
+            "{metrics}"
+        );
+        stop.send(()).unwrap();
+        served.await.unwrap().unwrap();
     }
 }

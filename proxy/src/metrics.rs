@@ -107,9 +107,32 @@ pub struct ProxyMetrics {
     pub handshake_failures: AtomicU64,
     /// Responses to requests no router matched.
     pub unrouted: StatusCounts,
+    /// Connections accepted, per worker: shows how many workers take new
+    /// connections (see the proxy's `accept_gate`).
+    accepted: Box<[Accepted]>,
 }
 
+/// One worker's accept count, on a cache line of its own.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Accepted(AtomicU64);
+
 impl ProxyMetrics {
+    /// Counters for `workers` data-plane workers.
+    pub fn new(workers: usize) -> Self {
+        Self {
+            accepted: (0..workers).map(|_| Accepted::default()).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Worker `index` accepted a connection.
+    pub(crate) fn count_accepted(&self, index: usize) {
+        if let Some(accepted) = self.accepted.get(index) {
+            accepted.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Renders these counters and every router's.
     pub(crate) fn render<'a>(
         &self,
@@ -130,6 +153,17 @@ impl ProxyMetrics {
             "portcullis_tls_handshakes_total{{outcome=\"failed\"}} {}",
             self.handshake_failures.load(Ordering::Relaxed)
         );
+        out.push_str(
+            "# HELP portcullis_connections_accepted_total Client connections accepted, by worker thread.\n",
+        );
+        out.push_str("# TYPE portcullis_connections_accepted_total counter\n");
+        for (worker, accepted) in self.accepted.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "portcullis_connections_accepted_total{{worker=\"{worker}\"}} {}",
+                accepted.0.load(Ordering::Relaxed)
+            );
+        }
         out.push_str("# HELP portcullis_requests_total Responses by router and status class.\n");
         out.push_str("# TYPE portcullis_requests_total counter\n");
         self.unrouted.render(out, "router=\"\",");

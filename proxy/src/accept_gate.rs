@@ -1,0 +1,204 @@
+//! Which workers take new connections: as few as keep up with them.
+//!
+//! All workers share the two listening sockets, and Linux wakes every worker
+//! waiting on a socket for each connection that arrives. Spread thinly over
+//! all workers, connections leave each one idle between its few events, and
+//! every idle gap is a sleep in `epoll_wait` and a wake-up: under a load of
+//! new TLS connections (one request each, 64 at a time, on 2 cores), two
+//! workers slept 2.8 times per connection and spent 165 µs of CPU on it,
+//! one worker 0.9 times and 120 µs, serving more connections per second.
+//!
+//! So worker 0 always accepts, and worker `k` joins it only once the workers
+//! before it have been busy for most of a short window ([`JOIN`] of
+//! [`WINDOW`]); it leaves again after a second in which its group's load
+//! would have fit on one worker fewer at half their capacity ([`LEAVE`]).
+//! Joining is quick, so a burst waits at most a window or two for help;
+//! leaving is slow, so the set does not flap. Connections stay on the worker
+//! that accepted them; a worker that stops accepting keeps serving its own.
+//!
+//! Busy means CPU time: the worker thread's own, read once a window. Time a
+//! worker is ready to run but waits for a core (on a machine it shares with
+//! other processes) is not counted: another worker would wait for the same
+//! cores.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// How often a worker measures itself and decides whether it accepts.
+pub(crate) const WINDOW: Duration = Duration::from_millis(25);
+/// Busy share (per mille) of the accepting workers above which the next
+/// worker joins them.
+pub(crate) const JOIN: u32 = 750;
+/// Busy share (per mille) the accepting workers would have without the last
+/// of them, below which that one leaves (after [`CALM_WINDOWS`]).
+pub(crate) const LEAVE: u32 = 500;
+/// Consecutive calm windows (a second) before a worker stops accepting.
+const CALM_WINDOWS: u32 = 40;
+
+/// CPU time the current thread has used.
+fn cpu_time() -> Duration {
+    let spent = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(spent.tv_sec).unwrap_or(0),
+        u32::try_from(spent.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// What the workers tell each other.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    workers: Box<[Load]>,
+}
+
+#[derive(Debug, Default)]
+struct Load {
+    /// Busy share over the last window, per mille.
+    busy: AtomicU32,
+    accepting: AtomicBool,
+}
+
+impl Gate {
+    pub(crate) fn new(workers: usize) -> Arc<Self> {
+        let gate = Self {
+            workers: (0..workers.max(1)).map(|_| Load::default()).collect(),
+        };
+        gate.workers[0].accepting.store(true, Ordering::Relaxed);
+        Arc::new(gate)
+    }
+
+    /// Whether worker `index` starts out accepting.
+    pub(crate) fn accepting(&self, index: usize) -> bool {
+        self.workers
+            .get(index)
+            .is_some_and(|load| load.accepting.load(Ordering::Relaxed))
+    }
+
+    /// Worker `index`'s own loop, for as long as its runtime runs: measures
+    /// how busy it is each [`WINDOW`], publishes that, and tells its accept
+    /// loops through `accepting` whether to take connections.
+    pub(crate) async fn steer(&self, index: usize, accepting: &watch::Sender<bool>) {
+        if self.workers.len() == 1 {
+            // Nobody to hand connections to.
+            return;
+        }
+        // The first tick a window from now: an interval's first is at once,
+        // and a window of nothing would read as anything from idle to full.
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + WINDOW, WINDOW);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last = (Instant::now(), cpu_time());
+        let mut calm = 0;
+        loop {
+            ticks.tick().await;
+            let now = (Instant::now(), cpu_time());
+            let busy = busy_share(now.0 - last.0, now.1.saturating_sub(last.1));
+            last = now;
+            self.workers[index].busy.store(busy, Ordering::Relaxed);
+            let on = self.decide(index, &mut calm);
+            self.workers[index].accepting.store(on, Ordering::Relaxed);
+            accepting.send_if_modified(|was| std::mem::replace(was, on) != on);
+        }
+    }
+
+    /// Whether worker `index` should accept, given what every worker last
+    /// published; `calm` counts the windows its group could have done
+    /// without it.
+    fn decide(&self, index: usize, calm: &mut u32) -> bool {
+        let Some(group) = index.checked_sub(1) else {
+            return true;
+        };
+        let before = &self.workers[..=group];
+        let was = self.workers[index].accepting.load(Ordering::Relaxed);
+        // Joining and leaving keep the accepting workers a prefix 0..=k.
+        if !before[group].accepting.load(Ordering::Relaxed) {
+            *calm = 0;
+            return false;
+        }
+        let sum = |loads: &[Load]| -> u64 {
+            loads
+                .iter()
+                .map(|load| u64::from(load.busy.load(Ordering::Relaxed)))
+                .sum()
+        };
+        if !was {
+            *calm = 0;
+            return sum(before) >= u64::from(JOIN) * before.len() as u64;
+        }
+        let next_accepts = self
+            .workers
+            .get(index + 1)
+            .is_some_and(|load| load.accepting.load(Ordering::Relaxed));
+        let with_me = sum(&self.workers[..=index]);
+        if next_accepts || with_me >= u64::from(LEAVE) * before.len() as u64 {
+            *calm = 0;
+            return true;
+        }
+        *calm += 1;
+        *calm < CALM_WINDOWS
+    }
+}
+
+/// Per mille of `window` spent `busy`.
+fn busy_share(window: Duration, busy: Duration) -> u32 {
+    if window.is_zero() {
+        return 0;
+    }
+    let busy = busy.as_micros() * 1000 / window.as_micros();
+    u32::try_from(busy.min(1000)).unwrap_or(1000)
+}
+
+/// A worker's copy of a listening socket, registered with its event loop
+/// only while the worker accepts: a socket it does not wait on does not
+/// wake it.
+#[derive(Debug)]
+pub(crate) struct GatedListener {
+    socket: std::net::TcpListener,
+    accepting: watch::Receiver<bool>,
+    registered: Option<TcpListener>,
+}
+
+impl GatedListener {
+    pub(crate) fn new(socket: std::net::TcpListener, accepting: watch::Receiver<bool>) -> Self {
+        Self {
+            socket,
+            accepting,
+            registered: None,
+        }
+    }
+
+    /// The next connection, waiting while the gate is closed; `None` once
+    /// the gate's sender is gone.
+    pub(crate) async fn accept(&mut self) -> Option<io::Result<(TcpStream, SocketAddr)>> {
+        loop {
+            let listener = match &mut self.registered {
+                Some(listener) => listener,
+                empty => {
+                    self.accepting.wait_for(|on| *on).await.ok()?;
+                    match self.socket.try_clone().and_then(TcpListener::from_std) {
+                        Ok(listener) => empty.insert(listener),
+                        Err(error) => return Some(Err(error)),
+                    }
+                }
+            };
+            let closed = tokio::select! {
+                biased;
+                accepted = listener.accept() => return Some(accepted),
+                closed = self.accepting.wait_for(|on| !*on) => closed.is_err(),
+            };
+            // Deregistered (and this copy of the socket closed) until the
+            // gate opens again.
+            self.registered = None;
+            if closed {
+                return None;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
