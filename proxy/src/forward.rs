@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use http::uri::Authority;
@@ -159,10 +159,15 @@ pub(crate) struct Context {
 /// moved into its body), and this future is moved whole on every request.
 /// The upstream's request head is encoded before the future is built, and
 /// the future keeps only that.
+///
+/// `started` is when the caller began timing the exchange: the pool's idle
+/// check and the response deadline count from it instead of each reading
+/// the clock again.
 pub(crate) fn forward<B>(
     route: Arc<Route>,
     mut request: Request<B>,
     context: Context,
+    started: Instant,
 ) -> impl Future<Output = Result<Response<UpstreamBody>, ForwardError>> + Send
 where
     B: RequestBody,
@@ -182,7 +187,7 @@ where
         FieldsAs::Map
     };
     let prepared = prepare(
-        &route,
+        (&route, started),
         parts,
         (body.plain_fields(), fields_as),
         context,
@@ -201,7 +206,8 @@ where
             request,
             body,
         );
-        let (head, connection) = tokio::time::timeout(upstreams.response_timeout(), exchange)
+        let deadline = tokio::time::Instant::from_std(started) + upstreams.response_timeout();
+        let (head, connection) = tokio::time::timeout_at(deadline, exchange)
             .await
             .map_err(|_| ForwardError::timed_out(authority, "waiting for the response"))?
             .map_err(|error| error.for_client(authority))?;
@@ -238,7 +244,7 @@ where
 /// Picks the upstream, takes a pooled connection to it if there is one, and
 /// encodes the request head (into that connection's buffer).
 fn prepare(
-    route: &Route,
+    (route, now): (&Route, Instant),
     parts: request::Parts,
     (plain, fields_as): (Option<&PlainFields>, FieldsAs),
     context: Context,
@@ -246,7 +252,7 @@ fn prepare(
     has_body: bool,
 ) -> Option<(usize, Option<Box<Connection>>, Encoded)> {
     let (index, _) = route.upstreams.pick()?;
-    let mut pooled = route.upstreams.pool(index)?.take();
+    let mut pooled = route.upstreams.pool(index)?.take(now);
     let framing = h1::request_framing(&parts.headers, has_body);
     let mut head = pooled
         .as_mut()

@@ -225,7 +225,7 @@ fn forward_or_answer<B: RequestBody>(
     let started = Instant::now();
     // `map`, not an `async` block: awaiting the forwarding future from a
     // block that owns it would hold it twice.
-    forward(Arc::clone(&route), request, context).map(move |forwarded| {
+    forward(Arc::clone(&route), request, context, started).map(move |forwarded| {
         route.metrics.observe_upstream(started.elapsed());
         answer(&route, forwarded)
     })

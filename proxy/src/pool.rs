@@ -58,10 +58,10 @@ thread_local! {
 }
 
 impl Pool {
-    /// An idle connection that is still open, if there is one. Closed and
-    /// expired connections found on the way are dropped (which closes them).
-    pub(crate) fn take(&self) -> Option<Box<Connection>> {
-        let now = Instant::now();
+    /// An idle connection that is still open at `now` (the caller's clock
+    /// reading, taken a moment ago), if there is one. Closed and expired
+    /// connections found on the way are dropped (which closes them).
+    pub(crate) fn take(&self, now: Instant) -> Option<Box<Connection>> {
         while let Some(entry) = self.idle.pop() {
             if entry.is_usable(now) {
                 return Some(entry.connection);
@@ -137,7 +137,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
         let pool = Arc::new(Pool::default());
-        assert!(pool.take().is_none());
+        assert!(pool.take(Instant::now()).is_none());
 
         let connection = Connection::open(&authority, Duration::from_secs(1))
             .await
@@ -145,7 +145,9 @@ mod tests {
         let (server_side, _) = listener.accept().await.unwrap();
         pool.put(connection);
         assert_eq!(pool.idle(), 1);
-        let connection = pool.take().expect("an open idle connection is reused");
+        let connection = pool
+            .take(Instant::now())
+            .expect("an open idle connection is reused");
         assert_eq!(pool.idle(), 0);
 
         // The upstream closes the connection while it is idle.
@@ -160,7 +162,7 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), closed)
             .await
             .expect("the sweep drops a connection the upstream closed");
-        assert!(pool.take().is_none());
+        assert!(pool.take(Instant::now()).is_none());
     }
 
     #[tokio::test]
