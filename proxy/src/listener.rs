@@ -208,17 +208,16 @@ impl Worker {
         tokio::spawn(crate::idle_watch::sweep(
             self.shared.plane.header_read_timeout(),
         ));
-        let index = self.index;
         let accept = async {
             tokio::join!(
-                accept_loop(&mut web, Entrypoint::Web, (&self.shared, index), &graceful),
+                accept_loop(&mut web, Entrypoint::Web, &self.shared, &graceful),
                 accept_loop(
                     &mut websecure,
                     Entrypoint::Websecure,
-                    (&self.shared, index),
+                    &self.shared,
                     &graceful
                 ),
-                self.gate.steer(index, &open),
+                self.gate.steer(self.index, &open),
             )
         };
         tokio::select! {
@@ -265,7 +264,7 @@ async fn bind(entrypoint: &'static str, address: SocketAddr) -> Result<TcpListen
 async fn accept_loop(
     listener: &mut GatedListener,
     entrypoint: Entrypoint,
-    (shared, index): (&Arc<Shared>, usize),
+    shared: &Arc<Shared>,
     graceful: &GracefulShutdown,
 ) {
     while let Some(accepted) = listener.accept().await {
@@ -278,7 +277,7 @@ async fn accept_loop(
                 continue;
             }
         };
-        shared.plane.metrics().count_accepted(index);
+        shared.plane.metrics().count_accepted();
         serve_accepted(stream, peer, entrypoint, shared, graceful).await;
     }
 }

@@ -126,9 +126,10 @@ impl ProxyMetrics {
         }
     }
 
-    /// Worker `index` accepted a connection.
-    pub(crate) fn count_accepted(&self, index: usize) {
-        if let Some(accepted) = self.accepted.get(index) {
+    /// The current worker accepted a connection (see [`crate::worker`]).
+    pub(crate) fn count_accepted(&self) {
+        let worker = crate::worker::slot().checked_sub(1);
+        if let Some(accepted) = worker.and_then(|index| self.accepted.get(index)) {
             accepted.0.fetch_add(1, Ordering::Relaxed);
         }
     }
