@@ -6,9 +6,15 @@
 //! every request head: 5.5 % of a keep-alive request's user-space
 //! instructions here. This gives the same protection for a few atomic
 //! operations per request. The handler counts a connection's requests in
-//! flight and notes when it last went idle, and each worker sweeps its
-//! connections a few times per timeout, closing those that have been idle
-//! (no request being answered, no whole head received) for longer.
+//! flight, and each worker sweeps its connections a few times per timeout,
+//! closing those that have been idle (no request being answered, no whole
+//! head received) for longer.
+//!
+//! An answer that ends does not read the clock: it marks its connection idle
+//! as of "not seen yet", and the next sweep stamps it with its own reading.
+//! A connection therefore closes between one and two sweep intervals past
+//! the timeout, never before it, and a keep-alive request reads the clock
+//! once less.
 //!
 //! The same list serves a worker's drain: when it stops accepting, its
 //! connections between two requests are closed (see [`drain`]).
@@ -25,6 +31,8 @@ use futures_util::task::AtomicWaker;
 
 /// The longest wait between two sweeps; shorter timeouts sweep more often.
 const MAX_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// `idle_since` of a connection whose answer ended after the last sweep.
+const UNSEEN: u64 = u64::MAX;
 
 thread_local! {
     /// This worker's watched connections; a connection lives on the worker
@@ -39,7 +47,8 @@ thread_local! {
 pub(crate) struct Watch {
     /// Requests whose answer is not finished.
     in_flight: AtomicU32,
-    /// When the connection last went idle, in milliseconds of [`clock`].
+    /// When the connection last went idle, in milliseconds of [`clock`];
+    /// [`UNSEEN`] until a sweep has seen it idle.
     idle_since: AtomicU64,
     /// Set by the sweep: the connection is to be closed.
     expired: AtomicBool,
@@ -74,10 +83,21 @@ impl Watch {
         self.expired.load(Ordering::Acquire) || draining()
     }
 
-    /// Whether the connection has been idle for `timeout` at `now`.
+    /// Whether the connection has been idle for `timeout` at `now`, as far
+    /// as the sweeps have seen; the first sweep to see it idle after an
+    /// answer stamps it with `now`.
     fn idle_for(&self, now: u64, timeout: Duration) -> bool {
-        self.in_flight.load(Ordering::Acquire) == 0
-            && now.saturating_sub(self.idle_since.load(Ordering::Relaxed)) >= millis(timeout)
+        if self.in_flight.load(Ordering::Acquire) != 0 {
+            return false;
+        }
+        let since = self.idle_since.load(Ordering::Relaxed);
+        if since == UNSEEN {
+            // An answer that ended between the load and the store would
+            // have been stamped with this same `now` anyway.
+            self.idle_since.store(now, Ordering::Relaxed);
+            return false;
+        }
+        now.saturating_sub(since) >= millis(timeout)
     }
 }
 
@@ -87,9 +107,9 @@ pub(crate) struct InFlight(Arc<Watch>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        // The time first, so that a sweep that sees no request in flight
-        // also sees when the connection went idle.
-        self.0.idle_since.store(clock(), Ordering::Relaxed);
+        // Before the count, so that a sweep that sees no request in flight
+        // also sees that the connection went idle afresh.
+        self.0.idle_since.store(UNSEEN, Ordering::Relaxed);
         self.0.in_flight.fetch_sub(1, Ordering::Release);
     }
 }
@@ -193,9 +213,12 @@ mod tests {
             !busy.expired.load(Ordering::Acquire),
             "a request in flight keeps it"
         );
-        // Its answer done, the busy one is idle from then on.
+        // Its answer done, the busy one is idle from the next sweep on,
+        // however long it was busy before.
         drop(request);
-        let done = clock();
+        let done = start + 10 * millis(TIMEOUT);
+        sweep_now(done, TIMEOUT);
+        assert!(!busy.expired.load(Ordering::Acquire), "it just went idle");
         sweep_now(done + millis(TIMEOUT) - 1, TIMEOUT);
         assert!(!busy.expired.load(Ordering::Acquire));
         sweep_now(done + millis(TIMEOUT), TIMEOUT);

@@ -10,6 +10,10 @@
 //! one is checked when it is taken; each worker also sweeps its pools every
 //! few seconds, so connections the upstream closed, or that sat idle too
 //! long, do not hold sockets open while traffic is quiet.
+//!
+//! A returned connection is not stamped with the clock: the first sweep to
+//! find it idle stamps it, so it is kept between [`IDLE_TIMEOUT`] and one
+//! [`SWEEP_INTERVAL`] more, and a request reads the clock once less.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,13 +35,16 @@ pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 struct Idle {
     connection: Box<Connection>,
-    since: Instant,
+    /// When a sweep first found it idle; `None` until one has.
+    since: Option<Instant>,
 }
 
 impl Idle {
     /// Not idle for too long, and not closed by the upstream meanwhile.
     fn is_usable(&self, now: Instant) -> bool {
-        now.duration_since(self.since) <= IDLE_TIMEOUT && self.connection.is_open_and_idle()
+        self.since
+            .is_none_or(|since| now.duration_since(since) <= IDLE_TIMEOUT)
+            && self.connection.is_open_and_idle()
     }
 }
 
@@ -78,7 +85,7 @@ impl Pool {
         }
         self.idle.push(Idle {
             connection,
-            since: Instant::now(),
+            since: None,
         });
         if !self.swept.swap(true, Ordering::Relaxed) {
             let weak = Arc::downgrade(self);
@@ -87,11 +94,14 @@ impl Pool {
     }
 
     /// Drops the connections that are closed or expired; keeps the others
-    /// in their order.
+    /// in their order, stamping those returned since the last sweep.
     fn sweep(&self, now: Instant) {
         for _ in 0..self.idle.len() {
-            let Some(entry) = self.idle.pop() else { break };
+            let Some(mut entry) = self.idle.pop() else {
+                break;
+            };
             if entry.is_usable(now) {
+                entry.since.get_or_insert(now);
                 self.idle.push(entry);
             }
         }
@@ -163,6 +173,28 @@ mod tests {
             .await
             .expect("the sweep drops a connection the upstream closed");
         assert!(pool.take(Instant::now()).is_none());
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_expires_a_timeout_after_the_first_sweep_that_saw_it() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        let pool = Arc::new(Pool::default());
+        let connection = Connection::open(&authority, Duration::from_secs(1))
+            .await
+            .unwrap();
+        let (_server_side, _) = listener.accept().await.unwrap();
+        pool.put(connection);
+
+        // However late the first sweep comes, the connection is idle from then.
+        let seen = Instant::now() + 10 * IDLE_TIMEOUT;
+        pool.sweep(seen);
+        assert_eq!(pool.idle(), 1, "stamped, not expired");
+        pool.sweep(seen + IDLE_TIMEOUT);
+        assert_eq!(pool.idle(), 1, "idle exactly the timeout: still kept");
+        let later = seen + IDLE_TIMEOUT + Duration::from_millis(1);
+        assert!(pool.take(later).is_none(), "past the timeout it is dropped");
+        assert_eq!(pool.idle(), 0);
     }
 
     #[tokio::test]
