@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 
 use crate::h1::{self, ConnectError, Connection, FieldsAs, RequestFraming, UpstreamBody};
 use crate::headers::{self, Forwarded, RequestRewrite};
+use crate::idle_watch::Watch;
 use crate::plain_request::PlainFields;
 use crate::route_table::Route;
 
@@ -148,6 +149,10 @@ pub(crate) struct Context {
     pub host: HeaderValue,
     /// Verified client-certificate subject to pass on.
     pub client_subject: Option<HeaderValue>,
+    /// The client connection's watch, when the connection carries one
+    /// request at a time: its sweep can then keep a long response deadline
+    /// instead of a timer (see [`Watch::respond_within`]).
+    pub watch: Option<Arc<Watch>>,
 }
 
 /// Forwards `request` to the next upstream of `route`.
@@ -166,7 +171,7 @@ pub(crate) struct Context {
 pub(crate) fn forward<B>(
     route: Arc<Route>,
     mut request: Request<B>,
-    context: Context,
+    mut context: Context,
     started: Instant,
 ) -> impl Future<Output = Result<Response<UpstreamBody>, ForwardError>> + Send
 where
@@ -186,6 +191,7 @@ where
     } else {
         FieldsAs::Map
     };
+    let watch = context.watch.take();
     let prepared = prepare(
         (&route, started),
         parts,
@@ -199,17 +205,23 @@ where
         let (index, pooled, request) = prepared.ok_or(ForwardError::NoUpstream)?;
         let upstreams = &route.upstreams;
         let authority = upstreams.authority(index).ok_or(ForwardError::NoUpstream)?;
-        let exchange = exchange(
+        let exchange = std::pin::pin!(exchange(
             pooled,
             authority,
             upstreams.connect_timeout(),
             request,
             body,
-        );
-        let deadline = tokio::time::Instant::from_std(started) + upstreams.response_timeout();
-        let (head, connection) = tokio::time::timeout_at(deadline, exchange)
-            .await
-            .map_err(|_| ForwardError::timed_out(authority, "waiting for the response"))?
+        ));
+        let timeout = upstreams.response_timeout();
+        let exchanged = match watch.and_then(|watch| watch.respond_within(started, timeout)) {
+            Some(deadline) => deadline.bound(exchange).await,
+            None => {
+                let deadline = tokio::time::Instant::from_std(started) + timeout;
+                tokio::time::timeout_at(deadline, exchange).await.ok()
+            }
+        };
+        let (head, connection) = exchanged
+            .ok_or_else(|| ForwardError::timed_out(authority, "waiting for the response"))?
             .map_err(|error| error.for_client(authority))?;
 
         let body = match client_upgrade {

@@ -209,6 +209,12 @@ fn route_request<B: RequestBody>(
         }),
         host: host_value,
         client_subject,
+        // Plain requests come from a loop that answers one at a time.
+        watch: connection
+            .idle
+            .as_ref()
+            .filter(|_| request.body().plain_fields().is_some())
+            .map(Arc::clone),
     };
     let forwarding = Box::pin(forward_or_answer(Arc::clone(&route), request, context));
     Routed::Forward(route, forwarding)

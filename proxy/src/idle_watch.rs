@@ -17,7 +17,8 @@
 //! once less.
 //!
 //! The same list serves a worker's drain: when it stops accepting, its
-//! connections between two requests are closed (see [`drain`]).
+//! connections between two requests are closed (see [`drain`]), and the
+//! same sweep keeps long upstream response deadlines ([`deadline`]).
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -28,6 +29,8 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
+
+mod deadline;
 
 /// The longest wait between two sweeps; shorter timeouts sweep more often.
 const MAX_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -40,6 +43,8 @@ thread_local! {
     static WATCHED: RefCell<Vec<Weak<Watch>>> = const { RefCell::new(Vec::new()) };
     /// Set when this worker stops accepting and drains its connections.
     static DRAINING: Cell<bool> = const { Cell::new(false) };
+    /// How often this worker sweeps; `None` on a thread that does not.
+    static SWEEP_INTERVAL: Cell<Option<Duration>> = const { Cell::new(None) };
 }
 
 /// One connection's activity, shared by its requests and the sweep.
@@ -52,6 +57,11 @@ pub(crate) struct Watch {
     idle_since: AtomicU64,
     /// Set by the sweep: the connection is to be closed.
     expired: AtomicBool,
+    /// The deadline of the answer in flight, in milliseconds of [`clock`];
+    /// 0 when none is armed (see [`deadline`]).
+    respond_by: AtomicU64,
+    /// Set by the sweep: `respond_by` has passed.
+    late: AtomicBool,
     /// The connection's task, woken to close.
     waker: AtomicWaker,
 }
@@ -63,6 +73,8 @@ impl Watch {
             in_flight: AtomicU32::new(0),
             idle_since: AtomicU64::new(clock()),
             expired: AtomicBool::new(false),
+            respond_by: AtomicU64::new(0),
+            late: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         });
         WATCHED.with(|watched| watched.borrow_mut().push(Arc::downgrade(&watch)));
@@ -139,6 +151,7 @@ pub(crate) async fn run<F: Future>(
 /// the worker's runtime.
 pub(crate) async fn sweep(timeout: Duration) {
     let interval = (timeout / 4).clamp(Duration::from_millis(10), MAX_SWEEP_INTERVAL);
+    SWEEP_INTERVAL.with(|every| every.set(Some(interval)));
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -153,6 +166,10 @@ fn sweep_now(now: u64, timeout: Duration) {
             let Some(watch) = watch.upgrade() else {
                 return false;
             };
+            if watch.mark_late(now) {
+                watch.waker.wake();
+                return true;
+            }
             if !watch.idle_for(now, timeout) {
                 return true;
             }
@@ -185,8 +202,13 @@ pub(crate) fn draining() -> bool {
 
 /// Milliseconds since the first call: a clock the watches share.
 fn clock() -> u64 {
+    millis_at(Instant::now())
+}
+
+/// `instant` on [`clock`]'s scale (0 if before its start).
+fn millis_at(instant: Instant) -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
-    millis(START.get_or_init(Instant::now).elapsed())
+    millis(instant.saturating_duration_since(*START.get_or_init(Instant::now)))
 }
 
 fn millis(duration: Duration) -> u64 {

@@ -209,6 +209,54 @@ async fn refused_upstream_is_502_and_slow_upstream_is_504() {
     );
 }
 
+/// A response timeout of ten sweep intervals or more is kept by the
+/// worker's sweep instead of a timer per request (on the plain HTTP/1.1
+/// path): it still fires after the timeout and not before, counts from each
+/// request's own start on a keep-alive connection, and lets a body stream
+/// past it once the head has arrived.
+#[tokio::test]
+async fn a_long_response_timeout_is_kept_per_request_by_the_sweep() {
+    let pki = Pki::new("Test CA");
+    let slow = Backend::start("slow").await;
+    // The sweep runs every 50 ms, fine enough to keep a 1 s timeout.
+    let server = Server::start("[server]\nheader_read_timeout = \"200ms\"\n");
+    pki.write_server(&server.dynamic_dir(), "site", &["slow.test"]);
+    let mut config = route_toml("slow", &["slow.test"], &[&slow.upstream()], "").replace(
+        "[routers.slow]",
+        "response_timeout = \"1s\"\n\n[routers.slow]",
+    );
+    config.push_str(&cert_toml("site"));
+    server.write_dynamic("site.toml", &config);
+    server.wait_for_log("certificates=1", Duration::from_secs(10));
+    let mut conn = Conn::https(
+        server.websecure,
+        "slow.test",
+        pki.client_config(&[b"http/1.1"], None),
+    )
+    .await
+    .unwrap();
+
+    // Two 700 ms answers in a row: each within its own request's timeout,
+    // though the second ends past one from the first request's start.
+    for round in 0..2 {
+        let reply = conn.get("slow.test", "/slow?ms=700").await.unwrap();
+        assert_eq!(reply.status, 200, "round {round}: {}", reply.body);
+    }
+    let started = std::time::Instant::now();
+    let reply = conn.get("slow.test", "/slow?ms=5000").await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(reply.status, 504, "{}", reply.body);
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_millis(2500),
+        "answered after {waited:?}"
+    );
+    // The same connection goes on, and a body that streams for longer than
+    // the timeout after its head is not cut.
+    let reply = conn.get("slow.test", "/stream?ms=300").await.unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body.lines().count(), 5, "{}", reply.body);
+}
+
 #[tokio::test]
 async fn bodies_stream_both_ways() {
     let pki = Pki::new("Test CA");

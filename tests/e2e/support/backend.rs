@@ -37,7 +37,8 @@ type Body = http_body_util::Either<
 impl Backend {
     /// An HTTP/1.1 server answering JSON describing the request it saw.
     ///
-    /// `/slow?ms=N` waits N ms first; `/stream` sends 5 chunks 50 ms apart;
+    /// `/slow?ms=N` waits N ms first; `/stream` sends 5 chunks 50 ms (or
+    /// `?ms=N`) apart;
     /// `/echo` returns the request body.
     pub async fn start(name: &str) -> Self {
         Self::start_with_idle_close(name, None).await
@@ -140,21 +141,21 @@ fn message_text(text: String) -> tokio_tungstenite::tungstenite::Message {
 
 async fn answer(name: String, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
+    let ms: Option<u64> = req
+        .uri()
+        .query()
+        .and_then(|q| q.strip_prefix("ms="))
+        .and_then(|v| v.parse().ok());
     if path == "/slow" {
-        let ms: u64 = req
-            .uri()
-            .query()
-            .and_then(|q| q.strip_prefix("ms="))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1000);
-        tokio::time::sleep(Duration::from_millis(ms)).await;
+        tokio::time::sleep(Duration::from_millis(ms.unwrap_or(1000))).await;
     }
     if path == "/stream" {
-        let chunks = futures_util::stream::unfold(0u32, |i| async move {
+        let gap = Duration::from_millis(ms.unwrap_or(50));
+        let chunks = futures_util::stream::unfold(0u32, move |i| async move {
             if i == 5 {
                 return None;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(gap).await;
             Some((Ok(Frame::data(Bytes::from(format!("chunk{i}\n")))), i + 1))
         });
         return Ok(Response::new(http_body_util::Either::Right(
