@@ -12,9 +12,9 @@
 //!
 //! An answer that ends does not read the clock: it marks its connection idle
 //! as of "not seen yet", and the next sweep stamps it with its own reading.
-//! A connection therefore closes between one and two sweep intervals past
-//! the timeout, never before it, and a keep-alive request reads the clock
-//! once less.
+//! A connection therefore closes up to two sweep intervals past the
+//! timeout, never before it, and a keep-alive request reads the clock once
+//! less.
 //!
 //! The same list serves a worker's drain: when it stops accepting, its
 //! connections between two requests are closed (see [`drain`]), and the

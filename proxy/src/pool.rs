@@ -12,8 +12,9 @@
 //! long, do not hold sockets open while traffic is quiet.
 //!
 //! A returned connection is not stamped with the clock: the first sweep to
-//! find it idle stamps it, so it is kept between [`IDLE_TIMEOUT`] and one
-//! [`SWEEP_INTERVAL`] more, and a request reads the clock once less.
+//! find it idle stamps it, up to one [`SWEEP_INTERVAL`] after its return, and
+//! its [`IDLE_TIMEOUT`] counts from there. A request reads the clock once
+//! less for it.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
