@@ -57,11 +57,9 @@ pub(crate) struct Watch {
     idle_since: AtomicU64,
     /// Set by the sweep: the connection is to be closed.
     expired: AtomicBool,
-    /// The deadline of the answer in flight, in milliseconds of [`clock`];
-    /// 0 when none is armed (see [`deadline`]).
+    /// The deadline of the answer in flight, in milliseconds of [`clock`],
+    /// or whether none is armed or it has passed (see [`deadline`]).
     respond_by: AtomicU64,
-    /// Set by the sweep: `respond_by` has passed.
-    late: AtomicBool,
     /// The connection's task, woken to close.
     waker: AtomicWaker,
 }
@@ -73,8 +71,7 @@ impl Watch {
             in_flight: AtomicU32::new(0),
             idle_since: AtomicU64::new(clock()),
             expired: AtomicBool::new(false),
-            respond_by: AtomicU64::new(0),
-            late: AtomicBool::new(false),
+            respond_by: AtomicU64::new(deadline::UNARMED),
             waker: AtomicWaker::new(),
         });
         WATCHED.with(|watched| watched.borrow_mut().push(Arc::downgrade(&watch)));

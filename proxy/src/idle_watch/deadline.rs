@@ -25,6 +25,10 @@ use super::{millis, millis_at, Watch, SWEEP_INTERVAL};
 
 /// The shortest timeout the sweep keeps, in sweep intervals.
 const MIN_INTERVALS: u32 = 10;
+/// `respond_by` when nothing is armed.
+pub(super) const UNARMED: u64 = 0;
+/// `respond_by` once the sweep has found the deadline passed.
+const LATE: u64 = u64::MAX;
 
 /// An armed response deadline; disarmed when dropped, so that a body still
 /// streaming after its head is not cut.
@@ -47,20 +51,21 @@ impl Watch {
         if timeout < interval * MIN_INTERVALS {
             return None;
         }
-        let by = millis_at(started).saturating_add(millis(timeout)).max(1);
-        self.late.store(false, Ordering::Relaxed);
-        self.respond_by.store(by, Ordering::Release);
+        let by = millis_at(started)
+            .saturating_add(millis(timeout))
+            .clamp(UNARMED + 1, LATE - 1);
+        self.respond_by.store(by, Ordering::Relaxed);
         Some(ResponseDeadline(self))
     }
 
     /// Marks the answer late if its deadline has passed at `now`; whether
     /// it newly did.
     pub(super) fn mark_late(&self, now: u64) -> bool {
-        let by = self.respond_by.load(Ordering::Acquire);
-        if by == 0 || now < by || self.late.load(Ordering::Relaxed) {
+        let by = self.respond_by.load(Ordering::Relaxed);
+        if by == UNARMED || by == LATE || now < by {
             return false;
         }
-        self.late.store(true, Ordering::Release);
+        self.respond_by.store(LATE, Ordering::Relaxed);
         true
     }
 }
@@ -79,7 +84,7 @@ impl ResponseDeadline {
             if let Poll::Ready(output) = exchange.as_mut().poll(cx) {
                 return Poll::Ready(Some(output));
             }
-            if self.0.late.load(Ordering::Acquire) {
+            if self.0.respond_by.load(Ordering::Relaxed) == LATE {
                 return Poll::Ready(None);
             }
             Poll::Pending
@@ -89,7 +94,7 @@ impl ResponseDeadline {
 
 impl Drop for ResponseDeadline {
     fn drop(&mut self) {
-        self.0.respond_by.store(0, Ordering::Release);
+        self.0.respond_by.store(UNARMED, Ordering::Relaxed);
     }
 }
 
@@ -140,7 +145,7 @@ mod tests {
             tokio::task::yield_now().await;
             sweep_now(by - 1, HEADER_TIMEOUT);
             assert!(
-                !watch.late.load(Ordering::Acquire),
+                watch.respond_by.load(Ordering::Relaxed) != LATE,
                 "not before the deadline"
             );
             sweep_now(by, HEADER_TIMEOUT);
