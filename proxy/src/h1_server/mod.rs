@@ -23,6 +23,7 @@
 mod request;
 mod response;
 mod rewind;
+mod round;
 
 #[cfg(test)]
 mod tests;
@@ -95,6 +96,7 @@ where
             }
         };
         answered = true;
+        let in_progress = round::Answering::begin();
         let asked = Asked {
             head_only: request.method() == Method::HEAD,
             http10: request.version() == Version::HTTP_10,
@@ -122,7 +124,7 @@ where
             tracing::warn!(status = %parts.status, "answer with an invalid head; connection closed");
             return Served::Done;
         };
-        if write_answer(io, &mut out, body, written.framing)
+        if write_answer(io, &mut out, body, written.framing, &in_progress)
             .await
             .is_err()
         {
@@ -193,7 +195,9 @@ where
 #[derive(Debug)]
 struct Cut;
 
-/// Writes the head in `out` and the body behind it, then flushes.
+/// Writes the head in `out` and the body behind it, then flushes; the last
+/// write leaves together with the worker's other answers of this turn (see
+/// [`round`]).
 ///
 /// A body that ends is dropped before its last bytes are written: that marks
 /// an ending connection's last answer (see [`crate::close_notify`]), so that
@@ -203,6 +207,7 @@ async fn write_answer<I: AsyncWrite + Unpin>(
     out: &mut Vec<u8>,
     mut body: ProxyBody,
     framing: Framing,
+    answering: &round::Answering,
 ) -> Result<(), Cut> {
     let chunked = framing == Framing::Chunked;
     let mut left = match framing {
@@ -250,6 +255,7 @@ async fn write_answer<I: AsyncWrite + Unpin>(
     if chunked {
         out.extend_from_slice(b"0\r\n\r\n");
     }
+    answering.leave_together().await;
     write(io, out).await?;
     io.flush().await.map_err(|_| Cut)
 }

@@ -511,3 +511,31 @@ async fn plain_requests_reach_the_upstream_as_they_do_through_hyper() {
         }
     }
 }
+
+#[tokio::test]
+async fn answers_ready_in_the_same_turn_all_reach_their_clients() {
+    let (upstream, _closes) = upstream().await;
+    let plane = plane(upstream);
+    // Every connection on this test's single thread, as on one worker, with
+    // its request sent before any is read: their answers are in progress
+    // together and wait for each other's turn before they leave.
+    let mut clients: Vec<_> = (0..8).map(|_| connect(Server::Ours, &plane)).collect();
+    for round in 0..3 {
+        for (client, _task) in &mut clients {
+            client
+                .write_all(b"GET /length HTTP/1.1\r\nhost: app.test\r\n\r\n")
+                .await
+                .unwrap();
+        }
+        for (index, (client, _task)) in clients.iter_mut().enumerate() {
+            let mut buf = Vec::new();
+            let answer = read_answer(client, false, &mut buf).await;
+            assert_eq!(
+                (answer.status.as_str(), answer.body.as_slice()),
+                ("HTTP/1.1 200 OK", b"hello".as_slice()),
+                "connection {index}, round {round}"
+            );
+            assert!(buf.is_empty(), "one answer per request");
+        }
+    }
+}
