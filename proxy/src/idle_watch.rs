@@ -30,6 +30,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
 
+use crate::worker::Resting;
+
 mod deadline;
 
 /// The longest wait between two sweeps; shorter timeouts sweep more often.
@@ -45,6 +47,8 @@ thread_local! {
     static DRAINING: Cell<bool> = const { Cell::new(false) };
     /// How often this worker sweeps; `None` on a thread that does not.
     static SWEEP_INTERVAL: Cell<Option<Duration>> = const { Cell::new(None) };
+    /// The sweep, while it rests with no connection to watch.
+    static RESTING: Resting = const { Resting::new() };
 }
 
 /// One connection's activity, shared by its requests and the sweep.
@@ -75,6 +79,7 @@ impl Watch {
             waker: AtomicWaker::new(),
         });
         WATCHED.with(|watched| watched.borrow_mut().push(Arc::downgrade(&watch)));
+        RESTING.with(Resting::wake);
         watch
     }
 
@@ -146,15 +151,21 @@ pub(crate) async fn run<F: Future>(
 
 /// This worker's sweep: closes connections idle for `timeout`. Ends with
 /// the worker's runtime.
+///
+/// With no connection left to watch it rests until one starts, so that an
+/// idle worker is not woken every interval for nothing.
 pub(crate) async fn sweep(timeout: Duration) {
     let interval = (timeout / 4).clamp(Duration::from_millis(10), MAX_SWEEP_INTERVAL);
     SWEEP_INTERVAL.with(|every| every.set(Some(interval)));
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        sweep_now(clock(), timeout);
-    }
+    // A new connection is idle from its start: its first sweep is due an
+    // interval after the rest ends.
+    crate::worker::sweep_every(interval, &RESTING, || sweep_now(clock(), timeout), watching).await;
+}
+
+/// Whether this worker has a connection to watch (closed ones leave the
+/// list at the next sweep).
+fn watching() -> bool {
+    WATCHED.with(|watched| !watched.borrow().is_empty())
 }
 
 fn sweep_now(now: u64, timeout: Duration) {
@@ -246,6 +257,44 @@ mod tests {
         drop((idle, busy));
         sweep_now(done, TIMEOUT);
         assert!(WATCHED.with(|watched| watched.borrow().is_empty()));
+    }
+
+    fn resting() -> bool {
+        RESTING.with(Resting::is_resting)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_sweep_rests_while_there_is_no_connection_to_watch() {
+        let sweeping = sweep(TIMEOUT);
+        tokio::pin!(sweeping);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(5), sweeping.as_mut())
+                .await
+                .is_err()
+        );
+        assert!(resting(), "nothing to watch");
+
+        // A connection wakes it: the next sweep stamps its idleness.
+        let watch = Watch::start();
+        assert!(!resting());
+        drop(watch.begin());
+        assert_eq!(watch.idle_since.load(Ordering::Relaxed), UNSEEN);
+        assert!(
+            tokio::time::timeout(MAX_SWEEP_INTERVAL * 2, sweeping.as_mut())
+                .await
+                .is_err()
+        );
+        assert_ne!(watch.idle_since.load(Ordering::Relaxed), UNSEEN, "swept");
+        assert!(!resting());
+
+        // Closed, it leaves the list at the next sweep, and the sweep rests.
+        drop(watch);
+        assert!(
+            tokio::time::timeout(MAX_SWEEP_INTERVAL * 2, sweeping.as_mut())
+                .await
+                .is_err()
+        );
+        assert!(resting());
     }
 
     #[tokio::test]

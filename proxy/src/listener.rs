@@ -210,11 +210,16 @@ impl Worker {
         ));
         let accept = async {
             tokio::join!(
-                accept_loop(&mut web, Entrypoint::Web, &self.shared, &graceful),
+                accept_loop(
+                    &mut web,
+                    Entrypoint::Web,
+                    (&self.shared, &self.gate),
+                    &graceful
+                ),
                 accept_loop(
                     &mut websecure,
                     Entrypoint::Websecure,
-                    &self.shared,
+                    (&self.shared, &self.gate),
                     &graceful
                 ),
                 self.gate.steer(self.index, &open),
@@ -264,7 +269,7 @@ async fn bind(entrypoint: &'static str, address: SocketAddr) -> Result<TcpListen
 async fn accept_loop(
     listener: &mut GatedListener,
     entrypoint: Entrypoint,
-    shared: &Arc<Shared>,
+    (shared, gate): (&Arc<Shared>, &Gate),
     graceful: &GracefulShutdown,
 ) {
     while let Some(accepted) = listener.accept().await {
@@ -278,6 +283,7 @@ async fn accept_loop(
             }
         };
         shared.plane.metrics().count_accepted();
+        gate.note_accepted();
         serve_accepted(stream, peer, entrypoint, shared, graceful).await;
     }
 }

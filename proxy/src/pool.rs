@@ -9,7 +9,9 @@
 //! Idle connections have no task of their own. Whether the upstream closed
 //! one is checked when it is taken; each worker also sweeps its pools every
 //! few seconds, so connections the upstream closed, or that sat idle too
-//! long, do not hold sockets open while traffic is quiet.
+//! long, do not hold sockets open while traffic is quiet. A pool the sweep
+//! finds empty leaves the sweep's list until a connection returns to it, and
+//! with the list empty the sweep rests: an idle worker is not woken for it.
 //!
 //! A returned connection is not stamped with the clock: the first sweep to
 //! find it idle stamps it, up to one [`SWEEP_INTERVAL`] after its return, and
@@ -24,6 +26,7 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::SegQueue;
 
 use crate::h1::Connection;
+use crate::worker::Resting;
 
 /// How long an idle pooled upstream connection is kept.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -61,8 +64,11 @@ pub(crate) struct Pool {
 }
 
 thread_local! {
-    /// The pools the current worker has returned connections to.
+    /// The pools of the current worker that had idle connections at the
+    /// last sweep, or were returned one since.
     static SWEPT: RefCell<Vec<Weak<Pool>>> = const { RefCell::new(Vec::new()) };
+    /// The sweep, while it rests with no pool to look through.
+    static RESTING: Resting = const { Resting::new() };
 }
 
 impl Pool {
@@ -91,6 +97,7 @@ impl Pool {
         if !self.swept.swap(true, Ordering::Relaxed) {
             let weak = Arc::downgrade(self);
             SWEPT.with(|pools| pools.borrow_mut().push(weak));
+            RESTING.with(Resting::wake);
         }
     }
 
@@ -116,14 +123,17 @@ impl Pool {
 }
 
 /// Sweeps the current worker's pools every [`SWEEP_INTERVAL`], forever;
-/// pools of tables that were swapped out fall off the list.
+/// pools of tables that were swapped out, and pools left empty, fall off the
+/// list. Rests while the list is empty.
 pub(crate) async fn sweep_idle() {
-    let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        sweep_now();
-    }
+    // A returned connection is stamped by its first sweep, an interval
+    // after the rest ends.
+    crate::worker::sweep_every(SWEEP_INTERVAL, &RESTING, sweep_now, listed).await;
+}
+
+/// Whether the current worker has a pool on its sweep list.
+fn listed() -> bool {
+    SWEPT.with(|pools| !pools.borrow().is_empty())
 }
 
 fn sweep_now() {
@@ -133,8 +143,23 @@ fn sweep_now() {
         pools.retain(|pool| pool.strong_count() > 0);
         pools.iter().filter_map(Weak::upgrade).collect()
     });
+    let mut emptied = false;
     for pool in pools {
         pool.sweep(now);
+        if pool.idle.is_empty() {
+            // Listed again by the next connection returned to it (`put`
+            // runs on this worker only, as this does).
+            pool.swept.store(false, Ordering::Relaxed);
+            emptied = true;
+        }
+    }
+    if emptied {
+        SWEPT.with(|pools| {
+            pools.borrow_mut().retain(|pool| {
+                pool.upgrade()
+                    .is_some_and(|pool| pool.swept.load(Ordering::Relaxed))
+            });
+        });
     }
 }
 
@@ -196,6 +221,56 @@ mod tests {
         let later = seen + IDLE_TIMEOUT + Duration::from_millis(1);
         assert!(pool.take(later).is_none(), "past the timeout it is dropped");
         assert_eq!(pool.idle(), 0);
+    }
+
+    fn resting() -> bool {
+        RESTING.with(Resting::is_resting)
+    }
+
+    #[tokio::test]
+    async fn the_sweep_rests_while_no_pool_holds_a_connection() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        let connection = Connection::open(&authority, Duration::from_secs(1))
+            .await
+            .unwrap();
+        let (server_side, _) = listener.accept().await.unwrap();
+        // Sweeps every few seconds of a clock that jumps ahead when idle.
+        tokio::time::pause();
+        let sweeping = sweep_idle();
+        tokio::pin!(sweeping);
+        assert!(tokio::time::timeout(SWEEP_INTERVAL * 3, sweeping.as_mut())
+            .await
+            .is_err());
+        assert!(resting(), "no pool to sweep");
+
+        // A returned connection lists its pool and wakes the sweep.
+        let pool = Arc::new(Pool::default());
+        pool.put(connection);
+        assert!(!resting() && listed());
+        assert!(tokio::time::timeout(SWEEP_INTERVAL * 3, sweeping.as_mut())
+            .await
+            .is_err());
+        assert_eq!(pool.idle(), 1, "open and recently used: kept");
+        assert!(!resting());
+
+        // The upstream closes it: the sweep drops it, the emptied pool
+        // leaves the list, and the sweep rests.
+        drop(server_side);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(tokio::time::timeout(SWEEP_INTERVAL * 3, sweeping.as_mut())
+            .await
+            .is_err());
+        assert_eq!(pool.idle(), 0);
+        assert!(resting() && !listed());
+
+        // A connection returned to it later lists it again.
+        let connection = Connection::open(&authority, Duration::from_secs(1));
+        tokio::time::resume();
+        let connection = connection.await.unwrap();
+        let (_server_side, _) = listener.accept().await.unwrap();
+        pool.put(connection);
+        assert!(!resting() && listed());
     }
 
     #[tokio::test]

@@ -7,7 +7,10 @@
 //! upstream connection pools, is kept in per-worker slots indexed by
 //! [`slot`].
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::task::{Poll, Waker};
+use std::thread::LocalKey;
+use std::time::Duration;
 
 thread_local! {
     static SLOT: Cell<usize> = const { Cell::new(0) };
@@ -22,6 +25,60 @@ pub(crate) fn enter(index: usize) {
 /// 0 on any other thread (admin API, ACME, tests), which share slot 0.
 pub(crate) fn slot() -> usize {
     SLOT.with(Cell::get)
+}
+
+/// Where a worker's sweep waits while it has nothing to sweep, so that an
+/// idle worker is not woken by it; whatever gives it work again, on the
+/// same worker, calls [`Resting::wake`].
+#[derive(Debug)]
+pub(crate) struct Resting(RefCell<Option<Waker>>);
+
+impl Resting {
+    pub(crate) const fn new() -> Self {
+        Self(RefCell::new(None))
+    }
+
+    /// Wakes the sweep resting here, if it is.
+    pub(crate) fn wake(&self) {
+        let waker = self.0.borrow_mut().take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_resting(&self) -> bool {
+        self.0.borrow().is_some()
+    }
+}
+
+/// Runs `sweep` every `every` for as long as the worker runs. After a sweep
+/// that leaves nothing `to_sweep`, rests in `resting` until there is, and
+/// starts over a whole interval later.
+pub(crate) async fn sweep_every(
+    every: Duration,
+    resting: &'static LocalKey<Resting>,
+    mut sweep: impl FnMut(),
+    to_sweep: impl Fn() -> bool,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        sweep();
+        if to_sweep() {
+            continue;
+        }
+        std::future::poll_fn(|cx| {
+            if to_sweep() {
+                return Poll::Ready(());
+            }
+            resting.with(|resting| *resting.0.borrow_mut() = Some(cx.waker().clone()));
+            Poll::Pending
+        })
+        .await;
+        ticks.reset();
+    }
 }
 
 #[cfg(test)]

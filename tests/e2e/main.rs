@@ -17,6 +17,7 @@ mod header_timeout;
 mod hot_swap;
 mod http1;
 mod http2;
+mod idle;
 mod logs;
 mod mtls;
 mod openapi;

@@ -1,3 +1,4 @@
+use std::future::Future;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -107,6 +108,55 @@ fn cpu_time_counts_work_and_not_sleep() {
         spins = std::hint::black_box(spins + 1);
     }
     assert!(cpu_time() - start >= Duration::from_millis(20));
+}
+
+/// Runs `steering` for `windows` windows of the (paused) clock.
+async fn steer_for(steering: std::pin::Pin<&mut impl Future<Output = ()>>, windows: u32) {
+    let ran = tokio::time::timeout(WINDOW * windows, steering).await;
+    assert!(ran.is_err(), "a steering loop never ends");
+}
+
+#[tokio::test(start_paused = true)]
+async fn steering_rests_until_a_connection_arrives_and_then_decides_afresh() {
+    let gate = Gate::new(2);
+    let (open, on) = watch::channel(false);
+    let steering = gate.steer(1, &open);
+    tokio::pin!(steering);
+    steer_for(steering.as_mut(), 3).await;
+    assert!(gate.resting.load(Ordering::SeqCst), "no connection came");
+
+    // Worker 0 is busy, but no connection arrives: nothing to decide.
+    report(&gate, &[1000]);
+    steer_for(steering.as_mut(), 10).await;
+    assert!(!gate.accepting(1) && !*on.borrow());
+
+    // A connection wakes it: after a whole window it joins, then rests again.
+    gate.note_accepted();
+    assert!(!gate.resting.load(Ordering::SeqCst));
+    steer_for(steering.as_mut(), 3).await;
+    assert!(gate.accepting(1) && *on.borrow(), "joined the busy worker");
+    assert!(gate.resting.load(Ordering::SeqCst), "rests again");
+}
+
+#[tokio::test]
+async fn a_connection_counted_before_the_rest_begins_ends_it_at_once() {
+    let gate = Gate::new(2);
+    let seen = gate.accepted.load(Ordering::SeqCst);
+    gate.note_accepted();
+    tokio::time::timeout(Duration::from_secs(5), gate.rest(seen))
+        .await
+        .expect("the connection was missed");
+    // And one counted while it rests wakes it.
+    let seen = gate.accepted.load(Ordering::SeqCst);
+    let woken = async {
+        tokio::task::yield_now().await;
+        gate.note_accepted();
+    };
+    let (rested, ()) = tokio::join!(
+        tokio::time::timeout(Duration::from_secs(5), gate.rest(seen)),
+        woken
+    );
+    rested.expect("the connection did not wake it");
 }
 
 /// Connects to `address` and says which of the two listeners took it.
