@@ -386,7 +386,12 @@ async fn the_rate_limit_ledger_refuses_the_51st_certificate_of_a_domain() {
                 Some(json!({"common_name": format!("n{i}.limited.test"), "issuer": "pebble"})),
             )
             .await;
-        assert_eq!(status, 202, "request {i}: {body}");
+        // 202, or 200 when the certificate was already valid by the time
+        // the answer was written (Pebble is quick): either way, not refused.
+        assert!(
+            status == 202 || status == 200,
+            "request {i}: {status} {body}"
+        );
     }
     let (status, body) = server
         .api(
