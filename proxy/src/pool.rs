@@ -138,29 +138,24 @@ fn listed() -> bool {
 
 fn sweep_now() {
     let now = Instant::now();
-    let pools: Vec<Arc<Pool>> = SWEPT.with(|pools| {
-        let mut pools = pools.borrow_mut();
-        pools.retain(|pool| pool.strong_count() > 0);
-        pools.iter().filter_map(Weak::upgrade).collect()
-    });
-    let mut emptied = false;
-    for pool in pools {
+    let pools: Vec<Arc<Pool>> =
+        SWEPT.with(|pools| pools.borrow().iter().filter_map(Weak::upgrade).collect());
+    for pool in &pools {
         pool.sweep(now);
         if pool.idle.is_empty() {
             // Listed again by the next connection returned to it (`put`
             // runs on this worker only, as this does).
             pool.swept.store(false, Ordering::Relaxed);
-            emptied = true;
         }
     }
-    if emptied {
-        SWEPT.with(|pools| {
-            pools.borrow_mut().retain(|pool| {
-                pool.upgrade()
-                    .is_some_and(|pool| pool.swept.load(Ordering::Relaxed))
-            });
+    drop(pools);
+    // Pools of swapped-out tables are gone; emptied ones are unlisted.
+    SWEPT.with(|pools| {
+        pools.borrow_mut().retain(|pool| {
+            pool.upgrade()
+                .is_some_and(|pool| pool.swept.load(Ordering::Relaxed))
         });
-    }
+    });
 }
 
 #[cfg(test)]

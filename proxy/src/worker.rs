@@ -5,7 +5,8 @@
 //! they wake stay on one thread: no work-stealing hand-offs, no cross-thread
 //! wake-ups on the request path. State that must not cross workers, such as
 //! upstream connection pools, is kept in per-worker slots indexed by
-//! [`slot`].
+//! [`slot`]. A worker's periodic sweeps run through [`sweep_every`], which
+//! lets them rest while they have nothing to sweep.
 
 use std::cell::{Cell, RefCell};
 use std::task::{Poll, Waker};
