@@ -33,7 +33,6 @@ mod metrics;
 mod plain_request;
 mod pool;
 mod reconciler;
-mod round;
 mod route_plan;
 mod route_table;
 mod sni_resolver;

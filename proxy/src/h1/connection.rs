@@ -119,9 +119,6 @@ impl Connection {
     /// failure the head is still in [`Self::take_head_buffer`], to be sent
     /// again on another connection.
     ///
-    /// A request without a body leaves together with the others read in
-    /// the same turn of the worker's event loop ([`crate::round`]).
-    ///
     /// A request body is streamed while the response is awaited, so an
     /// upstream that answers early (a 413, a redirect) is heard at once; the
     /// connection is then not reused, as the rest of the body was not sent.
@@ -140,8 +137,6 @@ impl Connection {
         self.write = head;
         let Some(body) = body else {
             let (mut reader, mut writer) = self.stream.split();
-            // With the other requests read in this turn (see `crate::round`).
-            crate::round::leave_together().await;
             writer.write_all(&self.write).await.map_err(Error::Reset)?;
             let scratch = (&mut self.read, &mut self.fields);
             return read_head(&mut reader, scratch, method, fields_as).await;
@@ -383,65 +378,6 @@ mod tests {
             builder = builder.header(*name, *value);
         }
         builder.body(()).unwrap().into_parts().0
-    }
-
-    /// With other answers in progress on the worker, a request is not sent
-    /// when its task is first polled but after the rest of the turn: the
-    /// upstream then gets this turn's requests back to back (`crate::round`).
-    #[tokio::test]
-    async fn a_request_waits_for_the_other_requests_of_its_turn() {
-        use std::future::Future as _;
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
-        let mut connection = Connection::open(&authority, Duration::from_secs(1))
-            .await
-            .unwrap();
-        let (mut upstream, _) = listener.accept().await.unwrap();
-        let parts = parts("GET", &[]);
-        let rewrite = rewrite(&parts);
-        let mut unread = [0u8; 256];
-
-        let (ours, other) = (
-            crate::round::Answering::begin(),
-            crate::round::Answering::begin(),
-        );
-        {
-            let send = std::pin::pin!(connection.send(&parts, &rewrite, None::<Full<Bytes>>));
-            let mut send = send;
-            let polled = std::future::poll_fn(|cx| Poll::Ready(send.as_mut().poll(cx))).await;
-            assert!(polled.is_pending());
-            // On loopback a sent request is readable as soon as `send`
-            // returns: nothing was sent in the first poll.
-            let early = upstream.try_read(&mut unread);
-            assert!(
-                matches!(&early, Err(error) if error.kind() == std::io::ErrorKind::WouldBlock),
-                "sent before the turn ended: {early:?}"
-            );
-            // The next turn: sent now, and the exchange completes.
-            let (head, _) = tokio::join!(send, async {
-                let mut seen = Vec::new();
-                while !seen.ends_with(b"\r\n\r\n") {
-                    let n = upstream.read(&mut unread).await.unwrap();
-                    seen.extend_from_slice(&unread[..n]);
-                }
-                upstream
-                    .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
-                    .await
-                    .unwrap();
-            });
-            assert_eq!(head.unwrap().parts.status, 204);
-        }
-        drop(other);
-
-        // Alone on the worker, a request leaves in its first poll.
-        let send = std::pin::pin!(connection.send(&parts, &rewrite, None::<Full<Bytes>>));
-        let mut send = send;
-        let polled = std::future::poll_fn(|cx| Poll::Ready(send.as_mut().poll(cx))).await;
-        assert!(polled.is_pending(), "no answer was written yet");
-        upstream.readable().await.unwrap();
-        let n = upstream.try_read(&mut unread).unwrap();
-        assert!(unread[..n].starts_with(b"GET /up HTTP/1.1\r\n"));
-        drop(ours);
     }
 
     #[tokio::test]

@@ -23,6 +23,7 @@
 mod request;
 mod response;
 mod rewind;
+mod round;
 
 #[cfg(test)]
 mod tests;
@@ -41,7 +42,6 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 
 use crate::dataplane::DataPlane;
 use crate::handler::{handle, ConnectionInfo, ProxyBody};
-use crate::round::Answering;
 use request::Head;
 use response::{Asked, Framing};
 pub(crate) use rewind::Rewind;
@@ -96,7 +96,7 @@ where
             }
         };
         answered = true;
-        let in_progress = Answering::begin();
+        let in_progress = round::Answering::begin();
         let asked = Asked {
             head_only: request.method() == Method::HEAD,
             http10: request.version() == Version::HTTP_10,
@@ -197,7 +197,7 @@ struct Cut;
 
 /// Writes the head in `out` and the body behind it, then flushes; the last
 /// write leaves together with the worker's other answers of this turn (see
-/// [`crate::round`]).
+/// [`round`]).
 ///
 /// A body that ends is dropped before its last bytes are written: that marks
 /// an ending connection's last answer (see [`crate::close_notify`]), so that
@@ -207,7 +207,7 @@ async fn write_answer<I: AsyncWrite + Unpin>(
     out: &mut Vec<u8>,
     mut body: ProxyBody,
     framing: Framing,
-    answering: &Answering,
+    answering: &round::Answering,
 ) -> Result<(), Cut> {
     let chunked = framing == Framing::Chunked;
     let mut left = match framing {

@@ -1,5 +1,5 @@
-//! Writes that are ready in the same turn of a worker's event loop leave
-//! together: the answers to clients, and the requests to upstreams.
+//! Answers that are ready in the same turn of a worker's event loop leave
+//! together.
 //!
 //! Writing an answer wakes the client's process when it sleeps waiting for
 //! one, and on loopback the kernel runs that wake-up inside our `send`. Each
@@ -17,20 +17,9 @@
 //! times, our worker was preempted 5,000 times, and requests per second rose
 //! by 5.7 % (median of six interleaved rounds; 7.5 % in an earlier eight).
 //!
-//! A request to an upstream waits the same way before it is sent (see
-//! [`crate::h1::Connection::send_head`]): the requests read from clients in
-//! one turn reach the backend back to back, and it wakes once for them
-//! instead of once every request or few. On 2 cores, one worker serving 64
-//! keep-alive connections keeps a core to itself while the client and the
-//! backend share the other, so what the backend spends per request bounds
-//! requests per second. Measured with 12 pairs of alternating 3-second
-//! `wrk -t1 -c64` runs (both builds running, the idle one asleep): 2.7 %
-//! more requests per second (median of the pairs' ratios) and 3.7 % less
-//! of our own CPU per request, as our worker was preempted less.
-//!
-//! A write waits only while another answer is in progress on its worker.
+//! An answer waits only while another one is in progress on its worker.
 //! Alone, it would pay for one more poll of the driver (an `epoll_wait`) and
-//! meet no other write to leave with.
+//! meet no other answer to leave with.
 
 use std::cell::Cell;
 
@@ -42,11 +31,11 @@ thread_local! {
 
 /// One answer in progress on this worker, counted while it is held.
 #[derive(Debug)]
-pub(crate) struct Answering(());
+pub(super) struct Answering(());
 
 impl Answering {
     /// Counts an answer from now until the returned guard is dropped.
-    pub(crate) fn begin() -> Self {
+    pub(super) fn begin() -> Self {
         ANSWERING.with(|count| count.set(count.get().saturating_add(1)));
         Self(())
     }
@@ -54,18 +43,10 @@ impl Answering {
     /// Waits until the worker has polled the rest of this turn's ready
     /// tasks, if another answer is in progress on it; returns at once
     /// otherwise.
-    pub(crate) async fn leave_together(&self) {
-        leave_together().await;
-    }
-}
-
-/// Waits until the worker has polled the rest of this turn's ready tasks,
-/// if more than one answer is in progress on it; returns at once otherwise.
-/// For a write made on behalf of an answer in progress (its request to the
-/// upstream), which holds no [`Answering`] of its own to pass.
-pub(crate) async fn leave_together() {
-    if ANSWERING.with(Cell::get) > 1 {
-        tokio::task::yield_now().await;
+    pub(super) async fn leave_together(&self) {
+        if ANSWERING.with(Cell::get) > 1 {
+            tokio::task::yield_now().await;
+        }
     }
 }
 
