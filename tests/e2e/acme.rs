@@ -325,10 +325,18 @@ async fn kill_9_during_issuance_resumes_the_same_record() {
         1,
         "one record per request: {list}"
     );
+    // "valid" is the stored record; the data plane takes the certificate
+    // a moment later (the feed reloads it on the manager's notice).
     let client = trusting(&pebble.roots_pem().await, &[b"http/1.1"]);
-    Conn::https(server.websecure, "crash.example.test", client)
-        .await
-        .unwrap();
+    let addr = server.websecure;
+    let served = || async { Conn::https(addr, "crash.example.test", client.clone()).await };
+    if !eventually(Duration::from_secs(10), || async { served().await.is_ok() }).await {
+        let error = served().await.err();
+        panic!(
+            "the resumed certificate was not served: {error:?}\n{}",
+            server.logs()
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
