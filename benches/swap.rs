@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use portcullis_proxy::{CertStore, RouteTable};
+use portcullis_proxy::{CertStore, ManagedCertificate, RouteTable};
 
 const SIZE: usize = 10_000;
 
@@ -65,10 +65,16 @@ fn certs(c: &mut Criterion) {
     });
 
     let plane = support::data_plane();
-    let managed: Vec<(String, _)> = certificates
+    let managed: Vec<ManagedCertificate> = certificates
         .iter()
         .enumerate()
-        .map(|(i, c)| (format!("cert-{i}"), c.clone()))
+        .map(|(i, c)| ManagedCertificate {
+            id: format!("cert-{i}"),
+            fingerprint_sha256: portcullis_acme::fingerprint_sha256(
+                c.key.end_entity_cert().expect("a leaf"),
+            ),
+            certificate: c.clone(),
+        })
         .collect();
     plane
         .set_managed_certificates(managed.clone())

@@ -12,6 +12,9 @@ use crate::client::{AdminClient, Target};
 const BASE: &str = "/api/v1/acme/certificates";
 /// How long the CLI waits for an issuance before handing back the prompt.
 const WAIT_LIMIT: Duration = Duration::from_secs(600);
+/// How long a valid certificate may take to be served before the command
+/// stops waiting; the data plane usually takes it within milliseconds.
+const SERVE_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum CertsCommand {
@@ -165,6 +168,9 @@ async fn finish(client: &AdminClient, mut cert: Value, no_wait: bool) -> anyhow:
     if tty && !no_wait {
         eprintln!();
     }
+    if !no_wait && cert["status"] == "valid" {
+        cert = wait_served(client, &id, cert).await?;
+    }
     match cert["status"].as_str() {
         Some("failed") => bail!(
             "{id} failed: {}",
@@ -180,10 +186,29 @@ async fn finish(client: &AdminClient, mut cert: Value, no_wait: bool) -> anyhow:
     }
 }
 
+/// A valid record is served a moment later (the data plane loads it after
+/// the record is saved): wait for that too, so that a client connecting
+/// right after the command gets the new certificate.
+async fn wait_served(client: &AdminClient, id: &str, mut cert: Value) -> anyhow::Result<Value> {
+    let started = Instant::now();
+    while cert["served"] != true {
+        if started.elapsed() > SERVE_WAIT {
+            eprintln!(
+                "note: {id} is valid, but this node did not serve it within {}s; see its log",
+                SERVE_WAIT.as_secs()
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        cert = client.get(&format!("{BASE}/{id}")).await?;
+    }
+    Ok(cert)
+}
+
 fn print_table(certs: &[Value]) {
     println!(
-        "{:<32}  {:<9}  {:<20}  {:>4}  NAMES",
-        "ID", "STATUS", "ISSUER", "DAYS"
+        "{:<32}  {:<9}  {:<6}  {:<20}  {:>4}  NAMES",
+        "ID", "STATUS", "SERVED", "ISSUER", "DAYS"
     );
     for cert in certs {
         let names: Vec<&str> = cert["names"]
@@ -194,9 +219,10 @@ fn print_table(certs: &[Value]) {
             .as_i64()
             .map_or("-".to_owned(), |d| d.to_string());
         println!(
-            "{:<32}  {:<9}  {:<20}  {:>4}  {}",
+            "{:<32}  {:<9}  {:<6}  {:<20}  {:>4}  {}",
             cert["id"].as_str().unwrap_or_default(),
             cert["status"].as_str().unwrap_or_default(),
+            if cert["served"] == true { "yes" } else { "no" },
             cert["issued_by"]
                 .as_str()
                 .or(cert["issuer"].as_str())

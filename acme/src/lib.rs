@@ -29,7 +29,7 @@ pub use error::Error;
 pub use internal_ca::InternalCa;
 pub use ledger::registered_domain;
 pub use manager::{Manager, ServingCertificate};
-pub use material::{leaf_facts, LeafFacts};
+pub use material::{fingerprint_sha256, leaf_facts, LeafFacts};
 pub use request::CertRequest;
 pub use secrets::{SecretKey, Secrets};
 pub use window::{backoff_seconds, is_due, renewal_time};

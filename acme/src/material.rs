@@ -69,9 +69,16 @@ pub fn leaf_facts(chain_pem: &str) -> Result<LeafFacts, Error> {
         not_before: cert.validity().not_before.timestamp(),
         not_after: cert.validity().not_after.timestamp(),
         serial: hex(cert.raw_serial()).trim_start_matches('0').to_owned(),
-        fingerprint_sha256: hex(&Sha256::digest(leaf.as_ref())),
+        fingerprint_sha256: fingerprint_sha256(leaf.as_ref()),
         names,
     })
+}
+
+/// SHA-256 of a DER certificate, lower-case hex: the form records keep in
+/// `fingerprint_sha256`, so that whoever holds the DER (the data plane) can
+/// say which record's certificate it serves.
+pub fn fingerprint_sha256(der: &[u8]) -> String {
+    hex(&Sha256::digest(der))
 }
 
 /// Lower-case hex.

@@ -4,8 +4,9 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use portcullis_acme::{CertRequest, Manager};
+use portcullis_acme::CertRequest;
 use portcullis_config::model::{CertStatus, CertificateRecord};
+use portcullis_proxy::DataPlane;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -52,6 +53,11 @@ pub(crate) struct CertificateView<'a> {
     serial: Option<&'a str>,
     /// SHA-256 of the leaf, hex.
     fingerprint_sha256: Option<&'a str>,
+    /// This node's data plane presents this certificate (the one with
+    /// `fingerprint_sha256`) to TLS clients now. The status turns `valid`,
+    /// and a renewal stores its new certificate, a moment before the data
+    /// plane takes it: wait for `served` before connecting.
+    served: bool,
     /// Who asked for it (a router, a plan, a token).
     owner: &'a str,
     /// Renewed automatically.
@@ -66,7 +72,7 @@ pub(crate) struct CertificateView<'a> {
 }
 
 impl<'a> CertificateView<'a> {
-    pub(crate) fn new(record: &'a CertificateRecord, with_chain: bool) -> Self {
+    pub(crate) fn new(record: &'a CertificateRecord, with_chain: bool, plane: &DataPlane) -> Self {
         let now = portcullis_acme::unix_now();
         Self {
             id: &record.id,
@@ -84,6 +90,7 @@ impl<'a> CertificateView<'a> {
             days_until_expiry: record.not_after.map(|t| (t - now).div_euclid(86_400)),
             serial: record.serial.as_deref(),
             fingerprint_sha256: record.fingerprint_sha256.as_deref(),
+            served: plane.serves(record),
             owner: &record.owner,
             auto_renew: record.auto_renew,
             created_at: record.created_at,
@@ -156,11 +163,11 @@ impl From<CertificateRequest> for CertRequest {
         (status = 500, description = "Internal error; see the server log", body = ErrorBody),
     )
 )]
-pub(crate) async fn list(manager: &Manager) -> Result<Response<Full<Bytes>>, ApiError> {
-    let records = manager.list().await?;
+pub(crate) async fn list(state: &AdminState) -> Result<Response<Full<Bytes>>, ApiError> {
+    let records = state.certificates.list().await?;
     let certificates = records
         .iter()
-        .map(|r| CertificateView::new(r, false))
+        .map(|r| CertificateView::new(r, false, &state.plane))
         .collect();
     Ok(json::ok(StatusCode::OK, &List { certificates }))
 }
@@ -181,11 +188,11 @@ pub(crate) async fn list(manager: &Manager) -> Result<Response<Full<Bytes>>, Api
         (status = 500, description = "Internal error; see the server log", body = ErrorBody),
     )
 )]
-pub(crate) async fn show(manager: &Manager, id: &str) -> Result<Response<Full<Bytes>>, ApiError> {
-    let record = manager.get(id).await?;
+pub(crate) async fn show(state: &AdminState, id: &str) -> Result<Response<Full<Bytes>>, ApiError> {
+    let record = state.certificates.get(id).await?;
     Ok(json::ok(
         StatusCode::OK,
-        &CertificateView::new(&record, true),
+        &CertificateView::new(&record, true, &state.plane),
     ))
 }
 
@@ -280,7 +287,9 @@ pub(crate) async fn create(
         status,
         &PlanAndCertificate {
             plan: &plan,
-            certificate: certificate.as_ref().map(|r| CertificateView::new(r, false)),
+            certificate: certificate
+                .as_ref()
+                .map(|r| CertificateView::new(r, false, &state.plane)),
         },
     ))
 }
@@ -311,11 +320,11 @@ struct PlanAndCertificate<'a> {
         (status = 500, description = "Internal error; see the server log", body = ErrorBody),
     )
 )]
-pub(crate) async fn renew(manager: &Manager, id: &str) -> Result<Response<Full<Bytes>>, ApiError> {
-    let record = manager.renew(id).await?;
+pub(crate) async fn renew(state: &AdminState, id: &str) -> Result<Response<Full<Bytes>>, ApiError> {
+    let record = state.certificates.renew(id).await?;
     Ok(json::ok(
         StatusCode::ACCEPTED,
-        &CertificateView::new(&record, false),
+        &CertificateView::new(&record, false, &state.plane),
     ))
 }
 
@@ -385,7 +394,7 @@ pub(crate) async fn revoke(
         status,
         &PlanAndCertificate {
             plan: &plan,
-            certificate: Some(CertificateView::new(&certificate, false)),
+            certificate: Some(CertificateView::new(&certificate, false, &state.plane)),
         },
     ))
 }

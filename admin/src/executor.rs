@@ -256,32 +256,42 @@ async fn wait_until_served(
 ) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + SWAP_WAIT;
     loop {
-        let applied = state.plane.applied();
-        let routers_in = routers.iter().all(|r| {
-            applied
-                .state
-                .routers
-                .get(&r.name)
-                .is_some_and(|live| live.service == r.service && live.hosts == r.hosts)
-        });
-        let certificate_in = certificate.is_none_or(|id| applied.serving.contains(id));
+        let routers_in = {
+            let applied = state.plane.applied();
+            routers.iter().all(|r| {
+                applied
+                    .state
+                    .routers
+                    .get(&r.name)
+                    .is_some_and(|live| live.service == r.service && live.hosts == r.hosts)
+            })
+        };
+        // The record's current certificate, by fingerprint: a reused record
+        // may be mid-renewal, its id already served with the old one.
+        let certificate_in = match certificate {
+            None => true,
+            Some(id) => {
+                let record = state
+                    .certificates
+                    .get(id)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                state.plane.serves(&record)
+            }
+        };
         if routers_in && certificate_in {
             return Ok(());
         }
-        drop(applied);
         if tokio::time::Instant::now() > deadline {
-            return Err(
-                "the data plane did not take the new routes (a name clash with the file provider? see the server log)".into(),
-            );
-        }
-        if !certificate_in {
-            if let Err(error) = state
-                .certificates
-                .get(certificate.unwrap_or_default())
-                .await
-            {
-                return Err(error.to_string());
-            }
+            return Err(if routers_in {
+                format!(
+                    "the data plane did not take certificate {} within {} s (see the server log)",
+                    certificate.unwrap_or_default(),
+                    SWAP_WAIT.as_secs()
+                )
+            } else {
+                "the data plane did not take the new routes (a name clash with the file provider? see the server log)".into()
+            });
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

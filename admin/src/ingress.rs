@@ -150,6 +150,9 @@ struct RouteRow<'a> {
     not_after: Option<i64>,
     /// Whole days until `not_after`.
     days_until_expiry: Option<i64>,
+    /// The data plane presents the certificate the record holds now (the
+    /// same test as the certificate's own `served`); absent without one.
+    certificate_served: Option<bool>,
     /// Any of the routers is live.
     live: bool,
     /// How many routers.
@@ -249,6 +252,7 @@ pub(crate) async fn routes(state: &AdminState) -> Result<Response<Full<Bytes>>, 
             days_until_expiry: record
                 .and_then(|r| r.not_after)
                 .map(|t| (t - now).div_euclid(86_400)),
+            certificate_served: record.map(|r| state.plane.serves(r)),
             live: routes.iter().any(|r| r.live),
             router_count: routes.len(),
             routers: routes

@@ -172,11 +172,10 @@ async fn dispatch(
         _ => return Err(method_or_path(&method, &segments)),
     }
     let token = authenticate(state, &request).await?;
-    let manager = &state.certificates;
     match &segments[2..] {
         ["acme", "certificates"] if get => {
             require(&token, ACME_READ)?;
-            certificates::list(manager).await
+            certificates::list(state).await
         }
         ["acme", "certificates"] if post => {
             require(&token, ACME_MANAGE)?;
@@ -184,7 +183,7 @@ async fn dispatch(
         }
         ["acme", "certificates", id] if get => {
             require(&token, ACME_READ)?;
-            certificates::show(manager, id).await
+            certificates::show(state, id).await
         }
         ["acme", "certificates", id, "renew"] if post => {
             require(&token, ACME_MANAGE)?;
@@ -197,7 +196,7 @@ async fn dispatch(
                 None,
             )
             .await;
-            certificates::renew(manager, id).await
+            certificates::renew(state, id).await
         }
         ["acme", "certificates", id, "revoke"] if post => {
             require(&token, ACME_MANAGE)?;

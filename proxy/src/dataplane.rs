@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Guard};
-use portcullis_config::model::{DesiredState, StaticCertificate};
+use portcullis_config::model::{CertificateRecord, DesiredState, StaticCertificate};
 use rustls::crypto::CryptoProvider;
 use rustls::server::ServerConfig;
 
@@ -18,6 +18,7 @@ use crate::cert_store::CertStore;
 use crate::certificate::LoadedCertificate;
 use crate::challenge_store::ChallengeStore;
 use crate::client_auth::DynamicClientAuth;
+use crate::managed_certs::ManagedCertificate;
 use crate::metrics::ProxyMetrics;
 use crate::route_table::RouteTable;
 use crate::sni_resolver::{SniResolver, ACME_TLS_ALPN};
@@ -101,6 +102,9 @@ pub struct DataPlane {
     provider: Arc<CryptoProvider>,
     static_certs: ArcSwap<StaticSet>,
     managed_certs: ArcSwap<Vec<LoadedCertificate>>,
+    /// Leaf fingerprint of each managed certificate in the cert store, by
+    /// record id; stored after the store, so what it lists is served.
+    managed_fingerprints: ArcSwap<HashMap<String, String>>,
     applied: ArcSwap<Applied>,
     metrics: ProxyMetrics,
     generation: AtomicU64,
@@ -127,6 +131,7 @@ impl DataPlane {
             provider,
             static_certs: ArcSwap::from_pointee(StaticSet::default()),
             managed_certs: ArcSwap::from_pointee(Vec::new()),
+            managed_fingerprints: ArcSwap::from_pointee(HashMap::new()),
             applied: ArcSwap::from_pointee(Applied::default()),
             metrics: ProxyMetrics::new(options.workers.max(1)),
             generation: AtomicU64::new(0),
@@ -150,24 +155,15 @@ impl DataPlane {
             Some(current_static.update(&state.certificates, &self.provider)?)
         };
         let serving = self.applied.load().serving.clone();
-        let table = RouteTable::build(
-            state,
-            &serving,
-            Some(&self.routes.load()),
-            &self.provider,
-            self.workers,
-        )?;
-        self.client_auth.set_roots(table.client_roots());
-        self.routes.store(Arc::new(table));
-        self.applied.store(Arc::new(Applied {
+        self.install_routes(
             // Routes only: the certificates' PEM is kept once, in static_certs.
-            state: DesiredState {
+            DesiredState {
                 services: state.services.clone(),
                 routers: state.routers.clone(),
                 certificates: Vec::new(),
             },
             serving,
-        }));
+        )?;
         if let Some(static_certs) = static_certs {
             self.static_certs.store(Arc::new(static_certs));
             self.rebuild_certs();
@@ -181,29 +177,62 @@ impl DataPlane {
     /// whose certificate is gone stop) in the same step.
     pub fn set_managed_certificates(
         &self,
-        certificates: Vec<(String, LoadedCertificate)>,
+        certificates: Vec<ManagedCertificate>,
     ) -> Result<(), Error> {
-        let serving: HashSet<String> = certificates.iter().map(|(id, _)| id.clone()).collect();
-        self.managed_certs
-            .store(Arc::new(certificates.into_iter().map(|(_, c)| c).collect()));
-        self.rebuild_certs();
-        let applied = self.applied.load_full();
-        if applied.serving != serving {
-            let table = RouteTable::build(
-                &applied.state,
-                &serving,
-                Some(&self.routes.load()),
-                &self.provider,
-                self.workers,
-            )?;
-            self.client_auth.set_roots(table.client_roots());
-            self.routes.store(Arc::new(table));
-            self.applied.store(Arc::new(Applied {
-                state: applied.state.clone(),
-                serving,
-            }));
+        let serving: HashSet<String> = certificates.iter().map(|c| c.id.clone()).collect();
+        let mut fingerprints = HashMap::with_capacity(certificates.len());
+        let mut loaded = Vec::with_capacity(certificates.len());
+        for managed in certificates {
+            fingerprints.insert(managed.id, managed.fingerprint_sha256);
+            loaded.push(managed.certificate);
         }
+        self.managed_certs.store(Arc::new(loaded));
+        self.rebuild_certs();
+        // The store holds them now, whether or not the routes below build:
+        // say so either way.
+        let routes = self.route_certificates(serving);
+        self.managed_fingerprints.store(Arc::new(fingerprints));
         self.generation.fetch_add(1, Ordering::Release);
+        routes
+    }
+
+    /// Whether TLS clients get `record`'s current certificate now (its id
+    /// and leaf fingerprint). A record turns valid, and a renewal stores its
+    /// new certificate under the same id, a moment before the data plane
+    /// takes it: this is what says the wait is over.
+    pub fn serves(&self, record: &CertificateRecord) -> bool {
+        let Some(fingerprint) = record.fingerprint_sha256.as_deref() else {
+            return false;
+        };
+        self.managed_fingerprints
+            .load()
+            .get(&record.id)
+            .is_some_and(|served| served.eq_ignore_ascii_case(fingerprint))
+    }
+
+    /// Rebuilds the route table when the set of served managed certificates
+    /// changed: routers waiting for one go live, routers whose one is gone stop.
+    fn route_certificates(&self, serving: HashSet<String>) -> Result<(), Error> {
+        let applied = self.applied.load_full();
+        if applied.serving == serving {
+            return Ok(());
+        }
+        self.install_routes(applied.state.clone(), serving)
+    }
+
+    /// Builds the route table for `state` with the managed certificates
+    /// `serving` and swaps it in, with what it was built from.
+    fn install_routes(&self, state: DesiredState, serving: HashSet<String>) -> Result<(), Error> {
+        let table = RouteTable::build(
+            &state,
+            &serving,
+            Some(&self.routes.load()),
+            &self.provider,
+            self.workers,
+        )?;
+        self.client_auth.set_roots(table.client_roots());
+        self.routes.store(Arc::new(table));
+        self.applied.store(Arc::new(Applied { state, serving }));
         Ok(())
     }
 
@@ -389,6 +418,80 @@ pub(crate) mod tests {
 
     fn served(plane: &DataPlane, name: &str) -> Arc<rustls::sign::CertifiedKey> {
         Arc::clone(plane.certs().resolve(Some(name)))
+    }
+
+    fn managed(id: &str, name: &str) -> ManagedCertificate {
+        let source = pem(name);
+        let certificate = LoadedCertificate::from_pem(
+            id,
+            source.chain_pem.as_bytes(),
+            source.key_pem.as_bytes(),
+            &crate::default_crypto_provider(),
+        )
+        .unwrap();
+        let leaf = certificate.key.end_entity_cert().unwrap();
+        ManagedCertificate {
+            id: id.to_owned(),
+            fingerprint_sha256: portcullis_acme::fingerprint_sha256(leaf),
+            certificate,
+        }
+    }
+
+    fn record(id: &str, fingerprint: Option<&str>) -> CertificateRecord {
+        serde_json::from_value(serde_json::json!({
+            "id": id,
+            "common_name": "a.test",
+            "issuer": "internal-ca",
+            "challenge_type": "http-01",
+            "status": "valid",
+            "fingerprint_sha256": fingerprint,
+            "created_at": 0,
+            "updated_at": 0,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn serves_names_the_certificate_a_client_gets_not_only_the_record_id() {
+        let plane = plane();
+        let issued = managed("cert-1", "a.test");
+        let renewed = managed("cert-1", "a.test");
+        let first = issued.fingerprint_sha256.clone();
+        let second = renewed.fingerprint_sha256.clone();
+        assert!(
+            !plane.serves(&record("cert-1", Some(&first))),
+            "nothing is loaded yet"
+        );
+
+        plane
+            .set_managed_certificates(vec![issued.clone()])
+            .unwrap();
+        assert!(plane.serves(&record("cert-1", Some(&first))));
+        assert!(
+            plane.serves(&record("cert-1", Some(&first.to_ascii_uppercase()))),
+            "hex case does not matter"
+        );
+        assert_eq!(served(&plane, "a.test").cert, issued.certificate.key.cert);
+        // The record already holds its renewal; the data plane has the old one.
+        assert!(!plane.serves(&record("cert-1", Some(&second))));
+        assert!(
+            !plane.serves(&record("cert-2", Some(&first))),
+            "another record"
+        );
+        assert!(!plane.serves(&record("cert-1", None)), "not issued");
+
+        plane
+            .set_managed_certificates(vec![renewed.clone()])
+            .unwrap();
+        assert!(plane.serves(&record("cert-1", Some(&second))));
+        assert!(!plane.serves(&record("cert-1", Some(&first))));
+        assert_eq!(served(&plane, "a.test").cert, renewed.certificate.key.cert);
+
+        plane.set_managed_certificates(Vec::new()).unwrap();
+        assert!(
+            !plane.serves(&record("cert-1", Some(&second))),
+            "revoked or expired"
+        );
     }
 
     #[test]

@@ -50,7 +50,9 @@ pub use fallback_cert::{self_signed, FALLBACK_COMMON_NAME};
 pub use handler::{ACME_CHALLENGE_PREFIX, LOCAL_ANSWER};
 pub use headers::{CLIENT_SUBJECT, TENANT};
 pub use listener::Listeners;
-pub use managed_certs::{load as load_managed_certificates, spawn_feed as spawn_certificate_feed};
+pub use managed_certs::{
+    load as load_managed_certificates, spawn_feed as spawn_certificate_feed, ManagedCertificate,
+};
 pub use metrics::{ProxyMetrics, RouteMetrics};
 pub use reconciler::Reconciler;
 pub use route_plan::{plan as plan_routes, PlannedRoute};

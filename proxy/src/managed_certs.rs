@@ -9,6 +9,19 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use crate::certificate::LoadedCertificate;
 use crate::dataplane::DataPlane;
 
+/// A certificate the ACME engine obtained, as the data plane takes it.
+#[derive(Clone, Debug)]
+pub struct ManagedCertificate {
+    /// The record's id, which routers name in `tls_cert_id`.
+    pub id: String,
+    /// SHA-256 of the leaf, lower-case hex, as the record keeps it. A
+    /// renewal keeps the id and changes this, so it is what tells whether
+    /// the record's *current* certificate is the one clients get.
+    pub fingerprint_sha256: String,
+    /// Chain and key, parsed.
+    pub certificate: LoadedCertificate,
+}
+
 /// Loads the manager's serving certificates into `plane` now, then again
 /// every time the manager reports a change, until the task is dropped.
 pub async fn spawn_feed(plane: Arc<DataPlane>, manager: Manager) -> tokio::task::JoinHandle<()> {
@@ -38,9 +51,18 @@ pub async fn load(plane: &DataPlane, manager: &Manager) {
             tracing::error!(id = %cert.id, "stored chain is not valid PEM");
             continue;
         };
+        let Some(leaf) = chain.first() else {
+            tracing::error!(id = %cert.id, "stored chain holds no certificate");
+            continue;
+        };
+        let fingerprint_sha256 = portcullis_acme::fingerprint_sha256(leaf.as_ref());
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_der.to_vec()));
         match LoadedCertificate::from_der(&cert.id, chain, key, plane.provider()) {
-            Ok(certificate) => loaded.push((cert.id, certificate)),
+            Ok(certificate) => loaded.push(ManagedCertificate {
+                id: cert.id,
+                fingerprint_sha256,
+                certificate,
+            }),
             Err(error) => {
                 tracing::error!(id = %cert.id, %error, "managed certificate not loadable")
             }

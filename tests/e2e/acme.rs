@@ -9,7 +9,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use serde_json::{json, Value};
 
-use crate::support::lab::{issuer_toml, trusting, Lab, CERTS, ISSUE_TIMEOUT};
+use crate::support::lab::{issuer_toml, trusting, Lab, CERTS, ISSUE_TIMEOUT, SERVE_TIMEOUT};
 use crate::support::pebble::{free_port, Pebble, PebbleOptions};
 use crate::support::tarpit::Tarpit;
 use crate::support::*;
@@ -69,6 +69,58 @@ async fn http01_multi_san_and_tls_alpn01_certificates_are_issued_and_served() {
         .await;
     assert!(!full.to_string().contains("PRIVATE KEY"));
     assert!(full.get("key_label").is_none());
+}
+
+/// SHA-256 of the leaf a connection was shown, as the API writes it.
+fn fingerprint(conn: &Conn) -> String {
+    portcullis_acme::fingerprint_sha256(conn.peer_certificate.as_ref().expect("a TLS connection"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn served_says_when_clients_get_the_records_current_certificate() {
+    let lab = Lab::start("", |_| {}).await;
+    let cert = lab
+        .issue(json!({"common_name": "served.example.test", "issuer": "pebble"}))
+        .await;
+    assert_eq!(cert["served"], true, "{cert}");
+    let id = cert["id"].as_str().unwrap().to_owned();
+    let first = cert["fingerprint_sha256"].as_str().unwrap().to_owned();
+    let client = lab.client(&[b"http/1.1"]).await;
+    let addr = lab.server.websecure;
+    let presented = || async {
+        fingerprint(
+            &Conn::https(addr, "served.example.test", client.clone())
+                .await
+                .unwrap(),
+        )
+    };
+    assert_eq!(presented().await, first);
+
+    // A renewal keeps the id and changes the certificate: once the record
+    // holds the new one and says served, clients get the new one.
+    let (status, renewing) = lab
+        .server
+        .api("POST", &format!("{CERTS}/{id}/renew"), None)
+        .await;
+    assert_eq!(status, 202, "{renewing}");
+    assert_eq!(renewing["status"], "renewing");
+    assert_eq!(
+        renewing["served"], true,
+        "the old certificate serves meanwhile"
+    );
+    let renewed = lab.server.wait_certificate(&id, ISSUE_TIMEOUT).await;
+    assert_eq!(renewed["status"], "valid", "{renewed}");
+    let second = renewed["fingerprint_sha256"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    let served = lab.server.wait_served(&id, SERVE_TIMEOUT).await;
+    assert_eq!(served["fingerprint_sha256"], second.as_str());
+    assert_eq!(
+        presented().await,
+        second,
+        "served, so the new certificate is presented"
+    );
+    let (_, list) = lab.server.api("GET", CERTS, None).await;
+    assert_eq!(list["certificates"][0]["served"], true, "{list}");
 }
 
 async fn cert_over_alpn(lab: &Lab) -> Value {
@@ -221,6 +273,8 @@ async fn revocation_stops_serving_and_the_ca_reports_it() {
         .await,
         "the revoked certificate is still served"
     );
+    let (_, shown) = lab.server.api("GET", &format!("{CERTS}/{id}"), None).await;
+    assert_eq!(shown["served"], false, "{shown}");
     // Irreversible: it cannot be renewed or revoked again.
     let (status, body) = lab
         .server
@@ -326,17 +380,17 @@ async fn kill_9_during_issuance_resumes_the_same_record() {
         "one record per request: {list}"
     );
     // "valid" is the stored record; the data plane takes the certificate
-    // a moment later (the feed reloads it on the manager's notice).
+    // a moment later, and the API says when.
+    let done = server.wait_served(&id, SERVE_TIMEOUT).await;
     let client = trusting(&pebble.roots_pem().await, &[b"http/1.1"]);
-    let addr = server.websecure;
-    let served = || async { Conn::https(addr, "crash.example.test", client.clone()).await };
-    if !eventually(Duration::from_secs(10), || async { served().await.is_ok() }).await {
-        let error = served().await.err();
-        panic!(
-            "the resumed certificate was not served: {error:?}\n{}",
-            server.logs()
-        );
-    }
+    let conn = Conn::https(server.websecure, "crash.example.test", client)
+        .await
+        .unwrap_or_else(|e| panic!("served, but the handshake failed: {e}\n{}", server.logs()));
+    assert_eq!(
+        fingerprint(&conn),
+        done["fingerprint_sha256"].as_str().unwrap(),
+        "the resumed record's certificate is the one served"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -613,6 +667,25 @@ async fn cli_issues_lists_renews_and_revokes() {
         out.contains("valid") && out.contains("cli.example.test,cli2.example.test"),
         "{out}"
     );
+    // The command returns once the certificate is served: a client
+    // connecting right after gets it.
+    let row = out.lines().nth(1).unwrap();
+    assert_eq!(row.split_whitespace().nth(2), Some("yes"), "SERVED: {out}");
+    let client = lab.client(&[b"http/1.1"]).await;
+    let presented = || async {
+        fingerprint(
+            &Conn::https(lab.server.websecure, "cli2.example.test", client.clone())
+                .await
+                .unwrap(),
+        )
+    };
+    let server = &lab.server;
+    let record = |id: String| async move {
+        server.api("GET", &format!("{CERTS}/{id}"), None).await.1["fingerprint_sha256"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
     assert!(
         err.contains("issuing") || err.contains("pending"),
         "progress is shown: {err}"
@@ -625,11 +698,20 @@ async fn cli_issues_lists_renews_and_revokes() {
         .next()
         .unwrap()
         .to_owned();
+    let issued = record(id.clone()).await;
+    assert_eq!(presented().await, issued);
     let (ok, out, _) = cli(&["certs", "list"]);
     assert!(ok && out.contains(&id));
     let (ok, out, err) = cli(&["certs", "renew", &id]);
     assert!(ok, "{out}{err}");
     assert!(out.contains("valid"));
+    let renewed = record(id.clone()).await;
+    assert_ne!(renewed, issued);
+    assert_eq!(
+        presented().await,
+        renewed,
+        "renew returns once the new one is served"
+    );
     let (ok, out, _) = cli(&["certs", "show", &id]);
     assert!(ok && out.contains("\"status\": \"valid\""), "{out}");
     let (ok, out, _) = cli(&["certs", "revoke", &id]);

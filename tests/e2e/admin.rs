@@ -172,6 +172,7 @@ async fn expose_with_pebble_http01_and_a_rerun_reuses_service_and_certificate() 
         "Host(`shop.example.test`) || Host(`www.shop.example.test`)"
     );
     assert_eq!(rows[0]["status"], "valid");
+    assert_eq!(rows[0]["certificate_served"], true, "{routes}");
     assert_eq!(rows[0]["issuer"], "pebble");
     assert_eq!(rows[0]["router_count"], 1);
 }

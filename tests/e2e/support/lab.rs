@@ -11,6 +11,8 @@ use super::pebble::{free_port, Pebble, PebbleOptions};
 use super::Server;
 
 pub const ISSUE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a valid certificate may take to reach the data plane.
+pub const SERVE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const CERTS: &str = "/api/v1/acme/certificates";
 
 /// Pebble plus a Portcullis whose `web`/`websecure` ports Pebble validates against.
@@ -82,12 +84,17 @@ impl Lab {
         }
     }
 
+    /// Requests a certificate and waits until it is settled and, when
+    /// valid, served: what a client does before it connects.
     pub async fn issue(&self, body: Value) -> Value {
         let (status, answer) = self.server.api("POST", CERTS, Some(body)).await;
         assert!(status == 202 || status == 200, "{status}: {answer}");
-        self.server
-            .wait_certificate(answer["certificate"]["id"].as_str().unwrap(), ISSUE_TIMEOUT)
-            .await
+        let id = answer["certificate"]["id"].as_str().unwrap();
+        let record = self.server.wait_certificate(id, ISSUE_TIMEOUT).await;
+        if record["status"] != "valid" {
+            return record;
+        }
+        self.server.wait_served(id, SERVE_TIMEOUT).await
     }
 
     /// A client that trusts only Pebble's root.

@@ -269,20 +269,34 @@ impl Server {
         busy: &[&str],
         timeout: Duration,
     ) -> serde_json::Value {
+        self.wait_until(path, timeout, |body| {
+            !busy.contains(&body["status"].as_str().unwrap_or_default())
+        })
+        .await
+    }
+
+    /// GETs `path` (which must answer 200) until `done` holds for the
+    /// answer; returns it. Fails with the answer and the server's log after
+    /// `timeout`.
+    pub async fn wait_until(
+        &self,
+        path: &str,
+        timeout: Duration,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let (status, body) = self.api("GET", path, None).await;
             assert_eq!(status, 200, "{body}\n{}", self.logs());
-            let state = body["status"].as_str().unwrap_or_default();
-            if !busy.contains(&state) {
+            if done(&body) {
                 return body;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "{path} still {state}: {body}\n{}",
+                "{path} after {timeout:?}: {body}\n{}",
                 self.logs()
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -297,6 +311,14 @@ impl Server {
     pub async fn wait_certificate(&self, id: &str, timeout: Duration) -> serde_json::Value {
         let path = format!("/api/v1/acme/certificates/{id}");
         self.wait_status(&path, &["pending", "issuing", "renewing"], timeout)
+            .await
+    }
+
+    /// Polls a valid certificate until the API says the data plane serves
+    /// it (`served`), as a client should before connecting; returns the record.
+    pub async fn wait_served(&self, id: &str, timeout: Duration) -> serde_json::Value {
+        let path = format!("/api/v1/acme/certificates/{id}");
+        self.wait_until(&path, timeout, |body| body["served"] == true)
             .await
     }
 
