@@ -157,8 +157,8 @@ pub(crate) async fn routes(target: &Target) -> anyhow::Result<()> {
     let client = target.connect()?;
     let monitor = client.get("/api/v1/ingress/routes").await?;
     println!(
-        "{:<48}  {:<9}  {:<18}  {:>4}  {:>7}  {:<5}  URLS",
-        "HOST RULE", "STATUS", "ISSUER", "DAYS", "ROUTERS", "LIVE"
+        "{:<48}  {:<9}  {:<6}  {:<18}  {:>4}  {:>7}  {:<5}  URLS",
+        "HOST RULE", "STATUS", "SERVED", "ISSUER", "DAYS", "ROUTERS", "LIVE"
     );
     for row in monitor["routes"].as_array().map_or(&[][..], Vec::as_slice) {
         let urls: Vec<&str> = row["public_urls"]
@@ -166,9 +166,14 @@ pub(crate) async fn routes(target: &Target) -> anyhow::Result<()> {
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
         println!(
-            "{:<48}  {:<9}  {:<18}  {:>4}  {:>7}  {:<5}  {}",
+            "{:<48}  {:<9}  {:<6}  {:<18}  {:>4}  {:>7}  {:<5}  {}",
             row["host_rule"].as_str().unwrap_or_default(),
             row["status"].as_str().unwrap_or("-"),
+            match row["certificate_served"].as_bool() {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "-",
+            },
             row["issuer"].as_str().unwrap_or("-"),
             row["days_until_expiry"]
                 .as_i64()

@@ -711,6 +711,15 @@ async fn cli_exposes_approves_and_shows_routes() {
         ok && out.contains("Host(`cli.example.test`)") && out.contains("valid"),
         "{out}"
     );
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("Host(`cli.example.test`)"))
+        .unwrap();
+    assert_eq!(
+        row.split_whitespace().nth(2),
+        Some("yes"),
+        "the plan succeeded once the certificate was served: {out}"
+    );
     let (ok, out, err) = cli(&[
         "expose",
         "cli2.example.test",
