@@ -73,20 +73,11 @@ fn domain_path(tenant: &str) -> String {
 }
 
 async fn wait_status(server: &Server, tenant: &str, wanted: &[&str]) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, row) = server.api("GET", &domain_path(tenant), None).await;
-        assert_eq!(status, 200, "{row}");
-        if wanted.contains(&row["status"].as_str().unwrap_or_default()) {
-            return row;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "stuck at {row}\n{}",
-            server.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    server
+        .wait_until(&domain_path(tenant), Duration::from_secs(60), |row| {
+            wanted.contains(&row["status"].as_str().unwrap_or_default())
+        })
+        .await
 }
 
 /// Changes a record with knsupdate, signed with the harness's key.
