@@ -222,7 +222,7 @@ fn print_table(certs: &[Value]) {
             "{:<32}  {:<9}  {:<6}  {:<20}  {:>4}  {}",
             cert["id"].as_str().unwrap_or_default(),
             cert["status"].as_str().unwrap_or_default(),
-            if cert["served"] == true { "yes" } else { "no" },
+            crate::client::yes_no(&cert["served"]),
             cert["issued_by"]
                 .as_str()
                 .or(cert["issuer"].as_str())

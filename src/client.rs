@@ -135,3 +135,13 @@ impl AdminClient {
         Ok(value)
     }
 }
+
+/// A boolean field of an API answer as a table cell: "yes", "no", or "-"
+/// when the answer has no such field.
+pub(crate) fn yes_no(value: &serde_json::Value) -> &'static str {
+    match value.as_bool() {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "-",
+    }
+}

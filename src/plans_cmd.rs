@@ -169,11 +169,7 @@ pub(crate) async fn routes(target: &Target) -> anyhow::Result<()> {
             "{:<48}  {:<9}  {:<6}  {:<18}  {:>4}  {:>7}  {:<5}  {}",
             row["host_rule"].as_str().unwrap_or_default(),
             row["status"].as_str().unwrap_or("-"),
-            match row["certificate_served"].as_bool() {
-                Some(true) => "yes",
-                Some(false) => "no",
-                None => "-",
-            },
+            crate::client::yes_no(&row["certificate_served"]),
             row["issuer"].as_str().unwrap_or("-"),
             row["days_until_expiry"]
                 .as_i64()
