@@ -32,6 +32,8 @@ def rows(certs):
         ("HTTP/1.1 keep-alive, p99 latency (ms)", "h1_p99_ms", LOWER, ("ratio", 1.0), 1, "{:.2f}"),
         ("HTTP/2 multiplexed, requests/s", "h2_rps", HIGHER, ("ratio", 1.1), 1, "{:,.0f}"),
         ("HTTP/2 multiplexed, mean latency (ms)", "h2_mean_ms", LOWER, None, 1, "{:.2f}"),
+        ("HTTP/2 multiplexed, p50 latency (ms)", "h2_p50_ms", LOWER, None, 1, "{:.2f}"),
+        ("HTTP/2 multiplexed, p99 latency (ms)", "h2_p99_ms", LOWER, ("ratio", 1.0), 1, "{:.2f}"),
         ("New TLS connections/s, resumed by TLS 1.3 ticket (1 request each)", "resumed_rps", HIGHER, None, 1, "{:,.0f}"),
         ("New TLS connections/s, resumed by TLS 1.2 session ID (1 request each)", "resumed_id_rps", HIGHER, None, 1, "{:,.0f}"),
         ("New TLS connections/s, full handshake (1 request each)", "full_rps", HIGHER, ("ratio", 1.2), 1, "{:,.0f}"),
@@ -264,8 +266,9 @@ def main():
         " 25-byte response) over pooled keep-alive connections, with access logs off and"
         " `X-Forwarded-*` headers set; the client negotiates X25519.",
         "- HTTP/1.1: `wrk -t1 -c64 -d<S>s --latency https://localhost:<port>/`."
-        " HTTP/2: `h2load -t1 -c16 -m16 -D <S> https://localhost:<port>/` (mean latency:"
-        " h2load's \"time for request\").",
+        " HTTP/2: `h2load -t1 -c16 -m16 -D <S> --log-file <F> https://localhost:<port>/`"
+        " (mean latency: h2load's \"time for request\"; p50 and p99: of the 2xx"
+        " responses' times in its per-request log, by nearest rank).",
         "- New TLS connections: `wrk -t2 -c64 -d<S>s -H 'Connection: close'`, one"
         " request per connection; two client threads, as one wrk thread's half of the"
         " handshakes capped every proxy at the same rate. wrk resumes the previous"
