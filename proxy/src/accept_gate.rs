@@ -9,12 +9,21 @@
 //! one worker 0.9 times and 120 µs, serving more connections per second.
 //!
 //! So worker 0 always accepts, and worker `k` joins it only once the workers
-//! before it have been busy for most of a short window ([`JOIN`] of
-//! [`WINDOW`]); it leaves again after a second in which its group's load
-//! would have fit on one worker fewer at half their capacity ([`LEAVE`]).
-//! Joining is quick, so a burst waits at most a window or two for help;
-//! leaving is slow, so the set does not flap. Connections stay on the worker
-//! that accepted them; a worker that stops accepting keeps serving its own.
+//! before it have been busy for most of a tenth of a second ([`JOIN`],
+//! averaged over [`JOIN_WINDOWS`] windows): a 25 ms spike of a moderate load
+//! is not a load that needs help. It leaves again after a second in which
+//! the workers before it could have carried its connections too without
+//! reaching [`JOIN`] ([`LEAVE`], averaged over [`CALM_WINDOWS`]), counting
+//! its load as if it moved over at no extra cost. A second accepting worker
+//! costs CPU (under the load above, 1.33 times the CPU per connection, 3.2
+//! context switches per connection instead of 1.2, and no more connections
+//! per second), so the group's load measured with it in is more than the
+//! same load carried by one worker fewer. Leaving only when the group with
+//! it is under half its capacity would keep a second worker for good once a
+//! heavier minute had called it in: a load of 55 % of one worker measures
+//! 73 % of one across two. Joining is quick, so a burst waits a tenth of a
+//! second for help; leaving takes a second, so the set does not flap. Connections stay on the worker that accepted them; a
+//! worker that stops accepting keeps serving its own.
 //!
 //! Busy means CPU time: the worker thread's own, read once a window. Time a
 //! worker is ready to run but waits for a core (on a machine it shares with
@@ -27,7 +36,7 @@
 //! measures a fresh window before it decides again. An idle proxy's workers
 //! therefore sleep, instead of waking 40 times a second each (on a 64-core
 //! machine, 2,560 wake-ups a second doing nothing). A burst after a rest
-//! waits a window longer for help: the workers' figures from before the
+//! waits its tenth of a second afresh: the workers' figures from before the
 //! rest are not trusted.
 
 use std::io;
@@ -41,14 +50,34 @@ use tokio::sync::{watch, Notify};
 
 /// How often a worker measures itself and decides whether it accepts.
 pub(crate) const WINDOW: Duration = Duration::from_millis(25);
-/// Busy share (per mille) of the accepting workers above which the next
-/// worker joins them.
-pub(crate) const JOIN: u32 = 750;
+/// Busy share (per mille) of the accepting workers, averaged over
+/// [`JOIN_WINDOWS`], at or above which the next worker joins them.
+pub(crate) const JOIN: u32 = 800;
+/// Consecutive windows (a tenth of a second) whose mean decides a join.
+pub(crate) const JOIN_WINDOWS: usize = 4;
 /// Busy share (per mille) the accepting workers would have without the last
-/// of them, below which that one leaves (after [`CALM_WINDOWS`]).
-pub(crate) const LEAVE: u32 = 500;
-/// Consecutive calm windows (a second) before a worker stops accepting.
-const CALM_WINDOWS: u32 = 40;
+/// of them, averaged over [`CALM_WINDOWS`], under which that one leaves. It
+/// is [`JOIN`]: a worker leaves when the others would not call it back.
+pub(crate) const LEAVE: u32 = JOIN;
+/// Consecutive windows (a second) whose mean decides a leave.
+pub(crate) const CALM_WINDOWS: u32 = 40;
+
+/// What one worker's steering remembers of its group's load from one window
+/// to the next; forgotten whenever the worker joins or leaves, its group
+/// changes, or steering rests.
+#[derive(Debug, Default)]
+pub(crate) struct Trend {
+    /// Waiting to join: the busy shares summed over the workers before this
+    /// one, in the last [`JOIN_WINDOWS`] windows (a ring).
+    recent: [u64; JOIN_WINDOWS],
+    /// Where the next window goes in `recent`.
+    next: usize,
+    /// Windows counted since the trend was last forgotten.
+    windows: u32,
+    /// Accepting: the busy shares summed over this worker and those before
+    /// it, over the windows counted.
+    second: u64,
+}
 
 /// CPU time the current thread has used.
 fn cpu_time() -> Duration {
@@ -134,14 +163,14 @@ impl Gate {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last = (Instant::now(), cpu_time());
         let mut seen = self.accepted.load(Ordering::SeqCst);
-        let mut calm = 0;
+        let mut trend = Trend::default();
         loop {
             ticks.tick().await;
             let now = (Instant::now(), cpu_time());
             let busy = busy_share(now.0 - last.0, now.1.saturating_sub(last.1));
             last = now;
             self.workers[index].busy.store(busy, Ordering::Relaxed);
-            let on = self.decide(index, &mut calm);
+            let on = self.decide(index, &mut trend);
             self.workers[index].accepting.store(on, Ordering::Relaxed);
             accepting.send_if_modified(|was| std::mem::replace(was, on) != on);
             let accepted = self.accepted.load(Ordering::SeqCst);
@@ -153,6 +182,7 @@ impl Gate {
             // whole window again.
             self.workers[index].busy.store(0, Ordering::Relaxed);
             self.rest(seen).await;
+            trend = Trend::default();
             seen = self.accepted.load(Ordering::SeqCst);
             ticks.reset();
             last = (Instant::now(), cpu_time());
@@ -160,41 +190,63 @@ impl Gate {
     }
 
     /// Whether worker `index` should accept, given what every worker last
-    /// published; `calm` counts the windows its group could have done
-    /// without it.
-    fn decide(&self, index: usize, calm: &mut u32) -> bool {
+    /// published and what it remembers of the windows before (`trend`).
+    fn decide(&self, index: usize, trend: &mut Trend) -> bool {
         let Some(group) = index.checked_sub(1) else {
             return true;
         };
         let before = &self.workers[..=group];
         let was = self.workers[index].accepting.load(Ordering::Relaxed);
         // Joining and leaving keep the accepting workers a prefix 0..=k.
-        if !before[group].accepting.load(Ordering::Relaxed) {
-            *calm = 0;
-            return false;
-        }
-        let sum = |loads: &[Load]| -> u64 {
-            loads
-                .iter()
-                .map(|load| u64::from(load.busy.load(Ordering::Relaxed)))
-                .sum()
-        };
-        if !was {
-            *calm = 0;
-            return sum(before) >= u64::from(JOIN) * before.len() as u64;
-        }
         let next_accepts = self
             .workers
             .get(index + 1)
             .is_some_and(|load| load.accepting.load(Ordering::Relaxed));
-        let with_me = sum(&self.workers[..=index]);
-        if next_accepts || with_me >= u64::from(LEAVE) * before.len() as u64 {
-            *calm = 0;
-            return true;
+        let on = if !before[group].accepting.load(Ordering::Relaxed) {
+            false
+        } else if !was {
+            trend.note_waiting(sum(before));
+            trend.windows as usize >= JOIN_WINDOWS
+                && trend.recent.iter().sum::<u64>()
+                    >= u64::from(JOIN) * before.len() as u64 * JOIN_WINDOWS as u64
+        } else if next_accepts {
+            // Not while a later one accepts: it leaves first.
+            *trend = Trend::default();
+            true
+        } else {
+            trend.second += sum(&self.workers[..=index]);
+            trend.windows += 1;
+            if trend.windows < CALM_WINDOWS {
+                true
+            } else {
+                let stay = trend.second
+                    >= u64::from(LEAVE) * before.len() as u64 * u64::from(CALM_WINDOWS);
+                *trend = Trend::default();
+                stay
+            }
+        };
+        if on != was {
+            *trend = Trend::default();
         }
-        *calm += 1;
-        *calm < CALM_WINDOWS
+        on
     }
+}
+
+impl Trend {
+    /// Counts a window's load of the workers before one waiting to join.
+    fn note_waiting(&mut self, busy: u64) {
+        self.recent[self.next] = busy;
+        self.next = (self.next + 1) % JOIN_WINDOWS;
+        self.windows = self.windows.saturating_add(1);
+    }
+}
+
+/// The busy shares of `loads`, summed.
+fn sum(loads: &[Load]) -> u64 {
+    loads
+        .iter()
+        .map(|load| u64::from(load.busy.load(Ordering::Relaxed)))
+        .sum()
 }
 
 /// Per mille of `window` spent `busy`.

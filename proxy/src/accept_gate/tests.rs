@@ -13,75 +13,104 @@ fn report(gate: &Gate, busy: &[u32]) {
 }
 
 /// Runs worker `index`'s decision once and publishes it.
-fn step(gate: &Gate, index: usize, calm: &mut u32) -> bool {
-    let on = gate.decide(index, calm);
+fn step(gate: &Gate, index: usize, trend: &mut Trend) -> bool {
+    let on = gate.decide(index, trend);
     gate.workers[index].accepting.store(on, Ordering::Relaxed);
     on
 }
 
-#[test]
-fn the_first_worker_always_accepts_and_the_next_joins_only_when_it_is_busy() {
-    let gate = Gate::new(3);
-    assert!(gate.accepting(0));
-    assert!(!gate.accepting(1));
-    let mut calm = [0; 3];
-    report(&gate, &[JOIN - 1, 0, 0]);
-    assert!(step(&gate, 0, &mut calm[0]));
-    assert!(!step(&gate, 1, &mut calm[1]), "worker 0 keeps up");
-    report(&gate, &[JOIN, 0, 0]);
-    assert!(
-        step(&gate, 1, &mut calm[1]),
-        "worker 0 is busy: worker 1 joins"
-    );
-    assert!(
-        !step(&gate, 2, &mut calm[2]),
-        "worker 2 waits until workers 0 and 1 are both busy"
-    );
-    report(&gate, &[950, 500, 0]);
-    assert!(!step(&gate, 2, &mut calm[2]), "their mean is under JOIN");
-    report(&gate, &[950, 800, 0]);
-    assert!(step(&gate, 2, &mut calm[2]));
+/// Runs worker `index`'s decision for `windows` windows of the same load:
+/// whether it accepts after each.
+fn steps(gate: &Gate, index: usize, trend: &mut Trend, windows: usize) -> Vec<bool> {
+    (0..windows).map(|_| step(gate, index, trend)).collect()
 }
 
 #[test]
-fn a_worker_leaves_after_a_calm_second_and_only_from_the_top() {
+fn the_next_worker_joins_only_when_the_first_is_busy_for_a_tenth_of_a_second() {
     let gate = Gate::new(3);
-    let mut calm = [0; 3];
-    report(&gate, &[1000, 1000, 0]);
-    assert!(step(&gate, 1, &mut calm[1]));
-    assert!(step(&gate, 2, &mut calm[2]));
-
-    // Load that two workers carry at half their capacity: the third stays.
-    report(&gate, &[400, 350, 250]);
-    for _ in 0..CALM_WINDOWS * 2 {
-        assert!(step(&gate, 2, &mut calm[2]));
-    }
-
-    // Load that two workers would carry at under half: the third leaves,
-    // but only after CALM_WINDOWS in a row, and not while a later one accepts.
-    report(&gate, &[300, 300, 300]);
-    assert!(step(&gate, 1, &mut calm[1]), "worker 2 still accepts");
-    for _ in 1..CALM_WINDOWS {
-        assert!(step(&gate, 2, &mut calm[2]));
-    }
-    report(&gate, &[300, 300, 500]);
-    assert!(
-        step(&gate, 2, &mut calm[2]),
-        "a busy window starts the count again"
+    assert!(gate.accepting(0));
+    assert!(!gate.accepting(1));
+    let mut trend: [Trend; 3] = Default::default();
+    report(&gate, &[JOIN - 1, 0, 0]);
+    assert!(step(&gate, 0, &mut trend[0]));
+    assert_eq!(
+        steps(&gate, 1, &mut trend[1], 40),
+        vec![false; 40],
+        "worker 0 keeps up"
     );
-    report(&gate, &[300, 300, 300]);
-    for _ in 1..CALM_WINDOWS {
-        assert!(step(&gate, 2, &mut calm[2]));
-    }
-    assert!(!step(&gate, 2, &mut calm[2]));
 
-    // With worker 2 gone, worker 1's own calm second starts.
-    report(&gate, &[200, 200, 0]);
-    for _ in 1..CALM_WINDOWS {
-        assert!(step(&gate, 1, &mut calm[1]));
+    // Spikes of a moderate load: one busy window in four.
+    let mut joined = false;
+    for window in 0..40 {
+        report(&gate, &[if window % 4 == 3 { 1000 } else { 600 }, 0, 0]);
+        joined |= step(&gate, 1, &mut trend[1]);
     }
-    assert!(!step(&gate, 1, &mut calm[1]));
-    assert!(!step(&gate, 2, &mut calm[2]), "worker 1 no longer accepts");
+    assert!(!joined, "a 25 ms spike is not a load that needs help");
+
+    // A calm tenth of a second, then a busy one.
+    report(&gate, &[0, 0, 0]);
+    assert!(!steps(&gate, 1, &mut trend[1], JOIN_WINDOWS).contains(&true));
+    report(&gate, &[JOIN, 0, 0]);
+    assert_eq!(
+        steps(&gate, 1, &mut trend[1], JOIN_WINDOWS),
+        [vec![false; JOIN_WINDOWS - 1], vec![true]].concat(),
+        "busy for JOIN_WINDOWS windows in a row: worker 1 joins"
+    );
+    assert!(
+        !step(&gate, 2, &mut trend[2]),
+        "worker 2 waits until workers 0 and 1 are both busy"
+    );
+    report(&gate, &[950, 500, 0]);
+    assert_eq!(
+        steps(&gate, 2, &mut trend[2], 20),
+        vec![false; 20],
+        "their mean is under JOIN"
+    );
+    report(&gate, &[950, 700, 0]);
+    assert!(steps(&gate, 2, &mut trend[2], JOIN_WINDOWS)
+        .last()
+        .copied()
+        .unwrap());
+}
+
+#[test]
+fn a_worker_leaves_when_the_others_could_carry_its_load_for_a_second() {
+    let gate = Gate::new(3);
+    let mut trend: [Trend; 3] = Default::default();
+    report(&gate, &[1000, 1000, 0]);
+    assert!(steps(&gate, 1, &mut trend[1], JOIN_WINDOWS)[JOIN_WINDOWS - 1]);
+    assert!(steps(&gate, 2, &mut trend[2], JOIN_WINDOWS)[JOIN_WINDOWS - 1]);
+
+    // A load two workers would carry only above JOIN: the third stays.
+    report(&gate, &[600, 550, 500]);
+    assert!(steps(&gate, 2, &mut trend[2], CALM_WINDOWS as usize * 3)
+        .iter()
+        .all(|on| *on));
+
+    // A load they would carry under JOIN, as measured with the third in
+    // (which costs more than the same load on two): after a second, not
+    // before, and not while a later one accepts, the third leaves.
+    report(&gate, &[550, 550, 450]);
+    assert!(step(&gate, 1, &mut trend[1]), "worker 2 still accepts");
+    assert_eq!(
+        steps(&gate, 2, &mut trend[2], CALM_WINDOWS as usize),
+        [vec![true; CALM_WINDOWS as usize - 1], vec![false]].concat()
+    );
+
+    // The second's mean decides, not its busiest window: one worker's
+    // spikes over a load it carries under JOIN do not keep the other.
+    report(&gate, &[0, 0, 0]);
+    let mut window = 0;
+    let mut stayed = 0;
+    while step(&gate, 1, &mut trend[1]) {
+        window += 1;
+        stayed += 1;
+        assert!(stayed <= CALM_WINDOWS, "worker 1 never left");
+        let spike = if window % 8 == 0 { 1000 } else { 250 };
+        report(&gate, &[spike, 250, 0]);
+    }
+    assert_eq!(stayed, CALM_WINDOWS - 1);
+    assert!(!step(&gate, 2, &mut trend[2]), "worker 1 no longer accepts");
     assert!(gate.accepting(0));
 }
 
@@ -112,7 +141,29 @@ fn cpu_time_counts_work_and_not_sleep() {
 
 /// Runs `steering` for `windows` windows of the (paused) clock.
 async fn steer_for(steering: std::pin::Pin<&mut impl Future<Output = ()>>, windows: u32) {
-    let ran = tokio::time::timeout(WINDOW * windows, steering).await;
+    run_for(steering, WINDOW * windows).await;
+}
+
+/// Wakes resting `steering` with a connection and runs it for `windows`
+/// windows, each with a connection of its own.
+async fn connections_for(
+    gate: &Gate,
+    mut steering: std::pin::Pin<&mut impl Future<Output = ()>>,
+    windows: usize,
+) {
+    gate.note_accepted();
+    assert!(!gate.resting.load(Ordering::SeqCst));
+    // Half a window, so that each window below holds one tick.
+    run_for(steering.as_mut(), WINDOW / 2).await;
+    for _ in 0..windows {
+        gate.note_accepted();
+        run_for(steering.as_mut(), WINDOW).await;
+    }
+}
+
+/// Runs `steering` for `time` of the (paused) clock.
+async fn run_for(steering: std::pin::Pin<&mut impl Future<Output = ()>>, time: Duration) {
+    let ran = tokio::time::timeout(time, steering).await;
     assert!(ran.is_err(), "a steering loop never ends");
 }
 
@@ -130,11 +181,21 @@ async fn steering_rests_until_a_connection_arrives_and_then_decides_afresh() {
     steer_for(steering.as_mut(), 10).await;
     assert!(!gate.accepting(1) && !*on.borrow());
 
-    // A connection wakes it: after a whole window it joins, then rests again.
-    gate.note_accepted();
-    assert!(!gate.resting.load(Ordering::SeqCst));
+    // Connections arrive again, for a window less than a join takes (the
+    // window in which they stop counts too): no join, and once they stop,
+    // steering rests.
+    connections_for(&gate, steering.as_mut(), JOIN_WINDOWS - 2).await;
     steer_for(steering.as_mut(), 3).await;
+    assert!(gate.resting.load(Ordering::SeqCst), "rests again");
+    assert!(!gate.accepting(1) && !*on.borrow());
+
+    // After the rest, the windows before it do not count: a join takes
+    // JOIN_WINDOWS windows afresh.
+    connections_for(&gate, steering.as_mut(), 1).await;
+    assert!(!gate.accepting(1), "joined on windows from before the rest");
+    connections_for(&gate, steering.as_mut(), JOIN_WINDOWS).await;
     assert!(gate.accepting(1) && *on.borrow(), "joined the busy worker");
+    steer_for(steering.as_mut(), 3).await;
     assert!(gate.resting.load(Ordering::SeqCst), "rests again");
 }
 
