@@ -22,8 +22,9 @@
 //! it is under half its capacity would keep a second worker for good once a
 //! heavier minute had called it in: a load of 55 % of one worker measures
 //! 73 % of one across two. Joining is quick, so a burst waits a tenth of a
-//! second for help; leaving takes a second, so the set does not flap. Connections stay on the worker that accepted them; a
-//! worker that stops accepting keeps serving its own.
+//! second for help; leaving takes a second, so the set does not flap.
+//! Connections stay on the worker that accepted them; a worker that stops
+//! accepting keeps serving its own.
 //!
 //! Busy means CPU time: the worker thread's own, read once a window. Time a
 //! worker is ready to run but waits for a core (on a machine it shares with
@@ -60,13 +61,13 @@ pub(crate) const JOIN_WINDOWS: usize = 4;
 /// is [`JOIN`]: a worker leaves when the others would not call it back.
 pub(crate) const LEAVE: u32 = JOIN;
 /// Consecutive windows (a second) whose mean decides a leave.
-pub(crate) const CALM_WINDOWS: u32 = 40;
+const CALM_WINDOWS: u32 = 40;
 
 /// What one worker's steering remembers of its group's load from one window
 /// to the next; forgotten whenever the worker joins or leaves, its group
 /// changes, or steering rests.
 #[derive(Debug, Default)]
-pub(crate) struct Trend {
+struct Trend {
     /// Waiting to join: the busy shares summed over the workers before this
     /// one, in the last [`JOIN_WINDOWS`] windows (a ring).
     recent: [u64; JOIN_WINDOWS],
@@ -203,6 +204,7 @@ impl Gate {
             .get(index + 1)
             .is_some_and(|load| load.accepting.load(Ordering::Relaxed));
         let on = if !before[group].accepting.load(Ordering::Relaxed) {
+            *trend = Trend::default();
             false
         } else if !was {
             trend.note_waiting(sum(before));

@@ -286,3 +286,21 @@ async fn a_closed_gate_leaves_connections_to_the_open_ones_and_reopens() {
         .expect("the waiting connection was not taken");
     assert_eq!(who, Some("second"));
 }
+
+#[test]
+fn a_worker_waiting_to_join_forgets_the_windows_before_its_group_changed() {
+    let gate = Gate::new(3);
+    let mut trend: [Trend; 3] = Default::default();
+    gate.workers[1].accepting.store(true, Ordering::Relaxed);
+    report(&gate, &[1000, 1000, 0]);
+    assert!(!steps(&gate, 2, &mut trend[2], JOIN_WINDOWS - 1).contains(&true));
+    // Worker 1 leaves for a window and comes back: the group worker 2 would
+    // join is a new one, whose load starts now.
+    gate.workers[1].accepting.store(false, Ordering::Relaxed);
+    assert!(!step(&gate, 2, &mut trend[2]));
+    gate.workers[1].accepting.store(true, Ordering::Relaxed);
+    assert_eq!(
+        steps(&gate, 2, &mut trend[2], JOIN_WINDOWS),
+        [vec![false; JOIN_WINDOWS - 1], vec![true]].concat()
+    );
+}
