@@ -24,16 +24,19 @@
 //! 73 % of one across two. Joining is quick, so a burst waits a tenth of a
 //! second for help; leaving takes a second, so the set does not flap.
 //! Connections stay on the worker that accepted them; a worker that stops
-//! accepting keeps serving its own.
+//! accepting keeps serving its own. A worker they saturate asks some of its
+//! keep-alive clients to reconnect once another accepting worker has room
+//! ([`shedding`]).
 //!
 //! Busy means CPU time: the worker thread's own, read once a window. Time a
 //! worker is ready to run but waits for a core (on a machine it shares with
 //! other processes) is not counted: another worker would wait for the same
 //! cores.
 //!
-//! Steering only decides where new connections go, so it rests while none
-//! arrive: after a window in which no worker accepted one, a worker stops
-//! measuring until the next connection is accepted (by any worker), then
+//! Steering mostly decides where new connections go, so it rests while none
+//! arrive: after a window in which no worker accepted one and none was
+//! saturated, a worker stops measuring until the next connection is
+//! accepted (by any worker) or a worker measures itself saturated, then
 //! measures a fresh window before it decides again. An idle proxy's workers
 //! therefore sleep, instead of waking 40 times a second each (on a 64-core
 //! machine, 2,560 wake-ups a second doing nothing). A burst after a rest
@@ -44,10 +47,14 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
+
+use crate::shedding;
 
 /// How often a worker measures itself and decides whether it accepts.
 pub(crate) const WINDOW: Duration = Duration::from_millis(25);
@@ -106,6 +113,11 @@ struct Load {
     /// Busy share over the last window, per mille.
     busy: AtomicU32,
     accepting: AtomicBool,
+    /// Accepting, but leaving new connections to the others while it moves
+    /// clients to them (see [`shedding`]).
+    passing: AtomicBool,
+    /// Saturated by the clients it has (see [`shedding`]).
+    hot: AtomicBool,
 }
 
 impl Gate {
@@ -132,9 +144,36 @@ impl Gate {
         // Sequentially consistent with `rest`: either the resting loop sees
         // this count, or this sees its flag and wakes it.
         self.accepted.fetch_add(1, Ordering::SeqCst);
+        self.wake_resting();
+    }
+
+    fn wake_resting(&self) {
         if self.resting.load(Ordering::SeqCst) && self.resting.swap(false, Ordering::SeqCst) {
             self.wake.notify_waiters();
         }
+    }
+
+    /// Whether some worker is saturated: steering does not rest then,
+    /// though no connection arrives (see [`shedding`]).
+    fn any_hot(&self) -> bool {
+        self.workers
+            .iter()
+            .any(|load| load.hot.load(Ordering::Relaxed))
+    }
+
+    /// The lowest busy share among the accepting workers other than
+    /// `index`, which would take the clients it moves.
+    fn least_busy(&self, index: usize) -> Option<u32> {
+        self.workers
+            .iter()
+            .enumerate()
+            .filter(|(other, load)| {
+                *other != index
+                    && load.accepting.load(Ordering::Relaxed)
+                    && !load.passing.load(Ordering::Relaxed)
+            })
+            .map(|(_, load)| load.busy.load(Ordering::Relaxed))
+            .min()
     }
 
     /// Waits until a connection is accepted after the count `seen`.
@@ -160,11 +199,12 @@ impl Gate {
         }
         // The first tick a window from now: an interval's first is at once,
         // and a window of nothing would read as anything from idle to full.
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + WINDOW, WINDOW);
+        let mut ticks = tokio::time::interval_at(Instant::now() + WINDOW, WINDOW);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last = (Instant::now(), cpu_time());
         let mut seen = self.accepted.load(Ordering::SeqCst);
         let mut trend = Trend::default();
+        let mut moving = shedding::Policy::default();
         loop {
             ticks.tick().await;
             let now = (Instant::now(), cpu_time());
@@ -173,17 +213,49 @@ impl Gate {
             self.workers[index].busy.store(busy, Ordering::Relaxed);
             let on = self.decide(index, &mut trend);
             self.workers[index].accepting.store(on, Ordering::Relaxed);
-            accepting.send_if_modified(|was| std::mem::replace(was, on) != on);
+            let least = self.least_busy(index);
+            if let Some(answers) =
+                moving.decide(busy, least, shedding::kept(), shedding::CpuTicks::read)
+            {
+                shedding::set_to_move(answers);
+            }
+            // A worker moving clients leaves their new connections to the
+            // others, while it still counts as accepting for joins and leaves.
+            let passing = moving.passing();
+            self.workers[index]
+                .passing
+                .store(passing, Ordering::Relaxed);
+            let open = on && !passing;
+            accepting.send_if_modified(|was| std::mem::replace(was, open) != open);
+            let hot = moving.hot();
+            self.workers[index].hot.store(hot, Ordering::Relaxed);
+            if hot {
+                // The others measure again, so that the next one can join
+                // and take the clients this one moves.
+                self.wake_resting();
+            }
             let accepted = self.accepted.load(Ordering::SeqCst);
-            if accepted != seen {
+            let warm = moving.warm() && shedding::kept() >= 2;
+            if accepted != seen || warm || self.any_hot() {
                 seen = accepted;
                 continue;
             }
             // Read as idle by the others until this worker has measured a
-            // whole window again.
+            // whole window again, and accepting if it is to.
             self.workers[index].busy.store(0, Ordering::Relaxed);
-            self.rest(seen).await;
+            self.workers[index].passing.store(false, Ordering::Relaxed);
+            self.workers[index].hot.store(false, Ordering::Relaxed);
+            let on = self.workers[index].accepting.load(Ordering::Relaxed);
+            accepting.send_if_modified(|was| std::mem::replace(was, on) != on);
+            if shedding::kept() >= 2 {
+                // Clients that stay connected can saturate this worker
+                // without a new connection: a look once a while.
+                let _ = tokio::time::timeout(shedding::CHECK_WHILE_RESTING, self.rest(seen)).await;
+            } else {
+                self.rest(seen).await;
+            }
             trend = Trend::default();
+            moving = shedding::Policy::default();
             seen = self.accepted.load(Ordering::SeqCst);
             ticks.reset();
             last = (Instant::now(), cpu_time());

@@ -35,6 +35,7 @@ mod pool;
 mod reconciler;
 mod route_plan;
 mod route_table;
+mod shedding;
 mod sni_resolver;
 mod span;
 mod upstream;

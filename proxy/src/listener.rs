@@ -560,6 +560,10 @@ mod tests {
             metrics.contains("portcullis_connections_accepted_total{worker=\"1\"} 0\n"),
             "{metrics}"
         );
+        assert!(
+            metrics.contains("portcullis_clients_moved_total{worker=\"0\"} 0\n"),
+            "no client moved off a worker that keeps up: {metrics}"
+        );
         stop.send(()).unwrap();
         served.await.unwrap().unwrap();
     }

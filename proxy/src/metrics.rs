@@ -109,29 +109,57 @@ pub struct ProxyMetrics {
     pub unrouted: StatusCounts,
     /// Connections accepted, per worker: shows how many workers take new
     /// connections (see the proxy's `accept_gate`).
-    accepted: Box<[Accepted]>,
+    accepted: Box<[WorkerCount]>,
+    /// Keep-alive clients asked to reconnect, per worker: a saturated
+    /// worker moving load to others (see the proxy's `shedding`).
+    moved: Box<[WorkerCount]>,
 }
 
-/// One worker's accept count, on a cache line of its own.
+/// One worker's count, on a cache line of its own.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-struct Accepted(AtomicU64);
+struct WorkerCount(AtomicU64);
+
+impl WorkerCount {
+    /// Counts one for the current worker (see [`crate::worker`]).
+    fn count(counts: &[Self]) {
+        let worker = crate::worker::slot().checked_sub(1);
+        if let Some(count) = worker.and_then(|index| counts.get(index)) {
+            count.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn render(counts: &[Self], out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (worker, count) in counts.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}{{worker=\"{worker}\"}} {}",
+                count.0.load(Ordering::Relaxed)
+            );
+        }
+    }
+}
 
 impl ProxyMetrics {
     /// Counters for `workers` data-plane workers.
     pub fn new(workers: usize) -> Self {
         Self {
-            accepted: (0..workers).map(|_| Accepted::default()).collect(),
+            accepted: (0..workers).map(|_| WorkerCount::default()).collect(),
+            moved: (0..workers).map(|_| WorkerCount::default()).collect(),
             ..Self::default()
         }
     }
 
     /// The current worker accepted a connection (see [`crate::worker`]).
     pub(crate) fn count_accepted(&self) {
-        let worker = crate::worker::slot().checked_sub(1);
-        if let Some(accepted) = worker.and_then(|index| self.accepted.get(index)) {
-            accepted.0.fetch_add(1, Ordering::Relaxed);
-        }
+        WorkerCount::count(&self.accepted);
+    }
+
+    /// The current worker asked a keep-alive client to reconnect.
+    pub(crate) fn count_moved(&self) {
+        WorkerCount::count(&self.moved);
     }
 
     /// Renders these counters and every router's.
@@ -154,17 +182,18 @@ impl ProxyMetrics {
             "portcullis_tls_handshakes_total{{outcome=\"failed\"}} {}",
             self.handshake_failures.load(Ordering::Relaxed)
         );
-        out.push_str(
-            "# HELP portcullis_connections_accepted_total Client connections accepted, by worker thread.\n",
+        WorkerCount::render(
+            &self.accepted,
+            out,
+            "portcullis_connections_accepted_total",
+            "Client connections accepted, by worker thread.",
         );
-        out.push_str("# TYPE portcullis_connections_accepted_total counter\n");
-        for (worker, accepted) in self.accepted.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "portcullis_connections_accepted_total{{worker=\"{worker}\"}} {}",
-                accepted.0.load(Ordering::Relaxed)
-            );
-        }
+        WorkerCount::render(
+            &self.moved,
+            out,
+            "portcullis_clients_moved_total",
+            "Keep-alive clients asked to reconnect by a saturated worker thread, by worker.",
+        );
         out.push_str("# HELP portcullis_requests_total Responses by router and status class.\n");
         out.push_str("# TYPE portcullis_requests_total counter\n");
         self.unrouted.render(out, "router=\"\",");

@@ -199,6 +199,37 @@ async fn steering_rests_until_a_connection_arrives_and_then_decides_afresh() {
     assert!(gate.resting.load(Ordering::SeqCst), "rests again");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_saturated_worker_keeps_steering_awake_until_the_next_one_joins() {
+    let gate = Gate::new(2);
+    let (open, on) = watch::channel(false);
+    let steering = gate.steer(1, &open);
+    tokio::pin!(steering);
+    steer_for(steering.as_mut(), 3).await;
+    assert!(gate.resting.load(Ordering::SeqCst), "no connection came");
+
+    // Worker 0's clients keep it saturated, and no connection arrives: its
+    // steering wakes the others', which then measure on.
+    gate.workers[0].hot.store(true, Ordering::Relaxed);
+    report(&gate, &[1000]);
+    gate.wake_resting();
+    steer_for(steering.as_mut(), JOIN_WINDOWS as u32 + 1).await;
+    assert!(
+        gate.accepting(1) && *on.borrow(),
+        "joined the saturated worker"
+    );
+    steer_for(steering.as_mut(), 10).await;
+    assert!(!gate.resting.load(Ordering::SeqCst));
+    assert_eq!(gate.least_busy(0), Some(0), "room for worker 0's clients");
+
+    // Saturation passes: with no connection arriving, steering rests again.
+    gate.workers[0].hot.store(false, Ordering::Relaxed);
+    report(&gate, &[shedding::SATURATED - 1]);
+    steer_for(steering.as_mut(), 3).await;
+    assert!(gate.resting.load(Ordering::SeqCst));
+    assert!(gate.accepting(1), "leaving takes a second of calm");
+}
+
 #[tokio::test]
 async fn a_connection_counted_before_the_rest_begins_ends_it_at_once() {
     let gate = Gate::new(2);

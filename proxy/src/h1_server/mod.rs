@@ -73,6 +73,7 @@ pub(crate) async fn serve<I>(
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
+    let _kept = crate::shedding::Kept::enter();
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     let mut answered = false;
@@ -111,7 +112,7 @@ where
         let (parts, body) = answer.into_parts();
         out.clear();
         let asked = Asked {
-            keep_alive: asked.keep_alive && !crate::idle_watch::draining(),
+            keep_alive: asked.keep_alive && !crate::idle_watch::draining() && !moves_client(plane),
             ..asked
         };
         let hint = (!body.is_end_stream()).then(|| body.size_hint());
@@ -135,6 +136,16 @@ where
             return Served::Done;
         }
     }
+}
+
+/// Whether this answer asks its client to reconnect, for a saturated
+/// worker (see [`crate::shedding`]).
+fn moves_client(plane: &DataPlane) -> bool {
+    let moves = crate::shedding::take_one();
+    if moves {
+        plane.metrics().count_moved();
+    }
+    moves
 }
 
 /// What a read brought.

@@ -447,6 +447,37 @@ async fn a_draining_worker_answers_with_close_and_closes_idle_connections() {
         .unwrap();
 }
 
+#[tokio::test]
+async fn a_client_asked_to_move_gets_close_on_its_next_answer_only() {
+    let (upstream, _closes) = upstream().await;
+    let plane = plane(upstream);
+    let (mut moved, _moved_task) = connect(Server::Ours, &plane);
+    let (mut stays, _stays_task) = connect(Server::Ours, &plane);
+    let request = b"GET /length HTTP/1.1\r\nhost: app.test\r\n\r\n";
+    let mut buf = Vec::new();
+    moved.write_all(request).await.unwrap();
+    let answer = read_answer(&mut moved, false, &mut buf).await;
+    assert_eq!(answer.field("connection"), None);
+    assert_eq!(crate::shedding::kept(), 2);
+
+    // One answer on this worker is to move its client.
+    crate::shedding::set_to_move(1);
+    moved.write_all(request).await.unwrap();
+    let answer = read_answer(&mut moved, false, &mut buf).await;
+    assert_eq!(answer.body, b"hello");
+    assert_eq!(answer.field("connection"), Some("close"));
+    assert!(closed(&mut moved, &buf).await, "the client reconnects");
+
+    // The next client's answers keep its connection open.
+    for _ in 0..2 {
+        stays.write_all(request).await.unwrap();
+        let answer = read_answer(&mut stays, false, &mut buf).await;
+        assert_eq!(answer.field("connection"), None);
+    }
+    assert!(!closed(&mut stays, &buf).await);
+    assert_eq!(crate::shedding::kept(), 1, "the moved client's loop ended");
+}
+
 /// A request head as an upstream received it: the request line, then the
 /// fields with names in lower case, sorted.
 fn normalized(head: &str) -> Vec<String> {
