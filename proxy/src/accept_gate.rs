@@ -34,10 +34,13 @@
 //! cores.
 //!
 //! Steering mostly decides where new connections go, so it rests while none
-//! arrive: after a window in which no worker accepted one and none was
-//! saturated, a worker stops measuring until the next connection is
-//! accepted (by any worker) or a worker measures itself saturated, then
-//! measures a fresh window before it decides again. An idle proxy's workers
+//! arrive: after a window in which no worker accepted one, none is
+//! saturated and its own keep-alive clients do not keep it busy, a worker
+//! stops measuring until the next connection is accepted (by any worker) or
+//! a saturated worker wakes it, then measures a fresh window before it
+//! decides again. While it rests with keep-alive clients, it looks at its
+//! own load once a second, as they can saturate it without a new
+//! connection. An idle proxy's workers
 //! therefore sleep, instead of waking 40 times a second each (on a 64-core
 //! machine, 2,560 wake-ups a second doing nothing). A burst after a rest
 //! waits its tenth of a second afresh: the workers' figures from before the
@@ -49,10 +52,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
 
 use crate::shedding;
 
