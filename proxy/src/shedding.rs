@@ -36,6 +36,8 @@
 use std::cell::Cell;
 use std::time::Duration;
 
+use crate::worker::Counted;
+
 /// Busy share (per mille), averaged over [`HOT_WINDOWS`], from which a
 /// worker counts as saturated. Not 1000: a saturated worker still loses
 /// some of each window to other processes on its core.
@@ -65,20 +67,15 @@ thread_local! {
 
 /// A connection counted in this worker's HTTP/1.1 loop while held.
 #[derive(Debug)]
-pub(crate) struct Kept(());
+pub(crate) struct Kept {
+    _counted: Counted,
+}
 
 impl Kept {
     pub(crate) fn enter() -> Self {
-        KEPT.with(|kept| kept.set(kept.get().saturating_add(1)));
-        Self(())
-    }
-}
-
-impl Drop for Kept {
-    fn drop(&mut self) {
-        // Saturating: on a multi-threaded runtime (tests, never a data-plane
-        // worker) a task can end on another thread than it began on.
-        KEPT.with(|kept| kept.set(kept.get().saturating_sub(1)));
+        Self {
+            _counted: Counted::enter(&KEPT),
+        }
     }
 }
 

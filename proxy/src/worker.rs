@@ -28,6 +28,27 @@ pub(crate) fn slot() -> usize {
     SLOT.with(Cell::get)
 }
 
+/// One thing in progress on this worker, counted in `count` (a per-worker
+/// thread-local) from [`Counted::enter`] until the guard is dropped.
+#[derive(Debug)]
+pub(crate) struct Counted(&'static LocalKey<Cell<u32>>);
+
+impl Counted {
+    pub(crate) fn enter(count: &'static LocalKey<Cell<u32>>) -> Self {
+        count.with(|count| count.set(count.get().saturating_add(1)));
+        Self(count)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        // Saturating: on a multi-threaded runtime (tests, never a data-plane
+        // worker) a task can end on another thread than it began on.
+        self.0
+            .with(|count| count.set(count.get().saturating_sub(1)));
+    }
+}
+
 /// Where a worker's sweep waits while it has nothing to sweep, so that an
 /// idle worker is not woken by it; whatever gives it work again, on the
 /// same worker, calls [`Resting::wake`].

@@ -23,6 +23,8 @@
 
 use std::cell::Cell;
 
+use crate::worker::Counted;
+
 thread_local! {
     /// Answers in progress on this worker: from a request head read to its
     /// answer written.
@@ -31,13 +33,16 @@ thread_local! {
 
 /// One answer in progress on this worker, counted while it is held.
 #[derive(Debug)]
-pub(super) struct Answering(());
+pub(super) struct Answering {
+    _counted: Counted,
+}
 
 impl Answering {
     /// Counts an answer from now until the returned guard is dropped.
     pub(super) fn begin() -> Self {
-        ANSWERING.with(|count| count.set(count.get().saturating_add(1)));
-        Self(())
+        Self {
+            _counted: Counted::enter(&ANSWERING),
+        }
     }
 
     /// Waits until the worker has polled the rest of this turn's ready
@@ -47,14 +52,6 @@ impl Answering {
         if ANSWERING.with(Cell::get) > 1 {
             tokio::task::yield_now().await;
         }
-    }
-}
-
-impl Drop for Answering {
-    fn drop(&mut self) {
-        // Saturating: on a multi-threaded runtime (tests, never a data-plane
-        // worker) a task can end on another thread than it began on.
-        ANSWERING.with(|count| count.set(count.get().saturating_sub(1)));
     }
 }
 
