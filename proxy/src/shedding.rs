@@ -43,16 +43,16 @@ use crate::worker::Counted;
 /// some of each window to other processes on its core.
 pub(crate) const SATURATED: u32 = 900;
 /// Windows (a fifth of a second at 25 ms) whose mean decides saturation.
-pub(crate) const HOT_WINDOWS: usize = 8;
+const HOT_WINDOWS: usize = 8;
 /// Busy share (per mille), averaged over the windows measured, from which
 /// a worker with clients keeps measuring itself though no connection
 /// arrives: it may be on its way to saturation.
-pub(crate) const WARM: u32 = 800;
+const WARM: u32 = 800;
 /// Busy share (per mille) at or under which an accepting worker has room
 /// for clients moved to it.
-pub(crate) const ROOM: u32 = 700;
+const ROOM: u32 = 700;
 /// Windows (a second) after a round before the next one.
-pub(crate) const COOLDOWN_WINDOWS: u32 = 40;
+const COOLDOWN_WINDOWS: u32 = 40;
 
 /// How often resting steering looks at a worker that keeps clients
 /// connected: no new connection marks the start of their load.
@@ -106,9 +106,9 @@ pub(crate) fn set_to_move(answers: u32) {
 /// its cores: how much of it went idle, and how much passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct CpuTicks {
-    pub idle: u64,
-    pub total: u64,
-    pub cores: u64,
+    idle: u64,
+    total: u64,
+    cores: u64,
 }
 
 impl CpuTicks {
